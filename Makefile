@@ -1,0 +1,24 @@
+# Two commands for a fresh machine (see README):
+#   make run    set up .venv, then run the pipeline on the embedded default dataset
+#   make test   set up .venv, then run the test suite
+PYTHON ?= python3
+VENV := .venv
+CORES ?= 2
+PY := $(VENV)/bin/python
+
+.PHONY: run test setup
+
+setup: $(VENV)/.installed
+
+# torch first and pinned: an unpinned torch pulled in by another package is a multi-GB CUDA build.
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -e ".[test]"
+	touch $@
+
+run: setup
+	$(VENV)/bin/snakemake --cores $(CORES)
+
+test: setup
+	$(VENV)/bin/pytest -q tests

@@ -1,0 +1,1 @@
+"""Data: synthetic generator, REES46 and MovieLens readers, preprocessing."""

@@ -1,0 +1,292 @@
+"""Sessionise normalised events, filter, and split by time (SPEC section 2).
+
+DuckDB does the heavy lifting out of core, so a full REES46 month (tens of millions of
+events) is processed without loading it into pandas. Steps, in order:
+
+1. order the events of each session by time (input position breaks ties);
+2. collapse immediate repeats of the same item into one step, keeping the strongest action;
+3. split sessions **by time** on their end: the cut points are the end times at the
+   ``1 - valid_frac - test_frac`` and ``1 - test_frac`` quantiles of the sessions that have
+   at least ``min_session_length`` steps; ties at a cut go to the later split;
+4. count item support on *training* sessions only and keep items with at least
+   ``min_item_support`` occurrences (validation and test never shape the vocabulary);
+5. drop unknown items, drop sessions left with fewer than ``min_session_length`` steps,
+   keep the last ``max_len`` steps of longer ones.
+
+Items are re-indexed 1..N (0 is padding) by descending training support, then product id.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any, Sequence
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+
+from recpress_utils.data.rees46 import read_events
+from recpress_utils.io import write_json, write_parquet
+
+SPLITS: tuple[str, ...] = ("train", "valid", "test")
+
+
+@dataclass(frozen=True)
+class PrepareConfig:
+    """Preprocessing settings; see the module docstring for what each does."""
+
+    min_item_support: int = 5
+    min_session_length: int = 2
+    max_len: int = 50
+    valid_frac: float = 0.1
+    test_frac: float = 0.1
+    threads: int = 2
+    memory_limit: str = "4GB"
+
+    def __post_init__(self) -> None:
+        if self.min_session_length < 2:
+            raise ValueError("min_session_length must be >= 2: a session needs an input and a target")
+        if self.max_len < self.min_session_length:
+            raise ValueError("max_len must be >= min_session_length")
+        if not (0 < self.valid_frac < 1 and 0 < self.test_frac < 1 and self.valid_frac + self.test_frac < 1):
+            raise ValueError("valid_frac and test_frac must be in (0, 1) and sum to less than 1")
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "PrepareConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"unknown preprocessing setting(s): {', '.join(unknown)}")
+        return cls(**d)
+
+
+def _connect(cfg: PrepareConfig, tmp_dir: Path) -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect()
+    con.execute(f"SET threads = {int(cfg.threads)}")
+    con.execute(f"SET memory_limit = '{cfg.memory_limit}'")
+    con.execute(f"SET temp_directory = '{tmp_dir}'")
+    con.execute("SET preserve_insertion_order = true")
+    return con
+
+
+def _steps_sql(events_parquet: Path) -> str:
+    """One row per collapsed step: session, its user, time, item and strongest action."""
+    return f"""
+    WITH ev AS (
+        SELECT *, CASE WHEN product_id = LAG(product_id) OVER w THEN 0 ELSE 1 END AS new_run
+        FROM read_parquet('{events_parquet}')
+        WINDOW w AS (PARTITION BY user_session ORDER BY event_time, row)
+    ), runs AS (
+        SELECT *, SUM(new_run) OVER (PARTITION BY user_session ORDER BY event_time, row
+                                     ROWS UNBOUNDED PRECEDING) AS run_id
+        FROM ev
+    )
+    SELECT user_session, run_id, MIN(user_id) AS user_id, MIN(event_time) AS t,
+           MIN(row) AS row, MIN(product_id) AS product_id, MAX(action) AS action
+    FROM runs GROUP BY user_session, run_id
+    """
+
+
+def prepare_dataset(events_parquet: str | Path, out_dir: str | Path, cfg: PrepareConfig) -> dict:
+    """Write ``{train,valid,test}.parquet``, ``items.parquet`` and ``stats.json`` to ``out_dir``.
+
+    Each split has one row per session: ``session_id``, ``user_id``, ``start_time``,
+    ``end_time``, ``items`` (list of item indices, oldest first) and ``actions`` (list of
+    action strengths, see :data:`recpress_utils.data.rees46.EVENT_STRENGTH`). Returns the
+    statistics also written to ``stats.json``.
+    """
+    events_parquet, out_dir = Path(events_parquet), Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tmp_dir = out_dir / ".duckdb_tmp"
+    con = _connect(cfg, tmp_dir)
+    con.execute(f"CREATE TEMP TABLE steps AS {_steps_sql(events_parquet)}")
+    con.execute(
+        """CREATE TEMP TABLE sessions AS
+           SELECT user_session, MIN(user_id) AS user_id, MIN(t) AS start_time, MAX(t) AS end_time,
+                  COUNT(*) AS n_steps
+           FROM steps GROUP BY user_session"""
+    )
+    cuts = _time_cuts(con, cfg)
+    con.execute(
+        f"""CREATE TEMP TABLE session_split AS
+            SELECT user_session, CASE WHEN end_time >= TIMESTAMP '{cuts['test']}' THEN 'test'
+                                      WHEN end_time >= TIMESTAMP '{cuts['valid']}' THEN 'valid'
+                                      ELSE 'train' END AS split
+            FROM sessions"""
+    )
+    con.execute(
+        f"""CREATE TEMP TABLE vocab AS
+            SELECT product_id, COUNT(*) AS train_count
+            FROM steps JOIN session_split USING (user_session)
+            WHERE split = 'train' GROUP BY product_id
+            HAVING COUNT(*) >= {int(cfg.min_item_support)}"""
+    )
+    con.execute(
+        """CREATE TEMP TABLE vocab_idx AS
+           SELECT product_id, train_count,
+                  CAST(ROW_NUMBER() OVER (ORDER BY train_count DESC, product_id) AS INTEGER) AS item_idx
+           FROM vocab"""
+    )
+    if con.sql("SELECT COUNT(*) FROM vocab_idx").fetchone()[0] == 0:
+        raise ValueError(
+            f"no item has min_item_support={cfg.min_item_support} training occurrences; "
+            "lower it or use more data"
+        )
+    split_tables = {s: _split_table(con, s, cfg) for s in SPLITS}
+    items = _items_table(con, events_parquet)
+
+    for split, table in split_tables.items():
+        write_parquet(table, out_dir / f"{split}.parquet")
+    write_parquet(items, out_dir / "items.parquet")
+    stats = _stats(con, cfg, cuts, split_tables, items)
+    con.close()
+    if tmp_dir.exists():
+        for p in tmp_dir.iterdir():
+            p.unlink()
+        tmp_dir.rmdir()
+    return stats
+
+
+def _time_cuts(con: duckdb.DuckDBPyConnection, cfg: PrepareConfig) -> dict[str, str]:
+    """End-time cut points at the configured quantiles of the usable sessions."""
+    ends = con.sql(
+        f"""SELECT end_time FROM sessions WHERE n_steps >= {int(cfg.min_session_length)}
+            ORDER BY end_time, user_session"""
+    ).fetchnumpy()["end_time"]
+    if len(ends) < 3:
+        raise ValueError(
+            f"only {len(ends)} session(s) with >= {cfg.min_session_length} distinct steps: "
+            "too few to split into train / valid / test"
+        )
+    n = len(ends)
+    i_valid = int(np.floor(n * (1 - cfg.valid_frac - cfg.test_frac)))
+    i_test = int(np.floor(n * (1 - cfg.test_frac)))
+    fmt = lambda t: str(np.datetime64(t, "s")).replace("T", " ")  # noqa: E731
+    return {"valid": fmt(ends[i_valid]), "test": fmt(ends[i_test])}
+
+
+def _split_table(con: duckdb.DuckDBPyConnection, split: str, cfg: PrepareConfig) -> pa.Table:
+    max_len, min_len = int(cfg.max_len), int(cfg.min_session_length)
+    return con.sql(
+        f"""WITH kept AS (
+                SELECT s.user_session, s.user_id, s.t, s.row, v.item_idx, s.action
+                FROM steps s JOIN session_split USING (user_session)
+                JOIN vocab_idx v USING (product_id)
+                WHERE split = '{split}'
+            ), merged AS (  -- dropping an unknown item can make two equal items adjacent again
+                SELECT *, CASE WHEN item_idx = LAG(item_idx) OVER w THEN 0 ELSE 1 END AS new_run
+                FROM kept WINDOW w AS (PARTITION BY user_session ORDER BY t, row)
+            ), runs AS (
+                SELECT *, SUM(new_run) OVER (PARTITION BY user_session ORDER BY t, row
+                                             ROWS UNBOUNDED PRECEDING) AS run_id
+                FROM merged
+            ), steps2 AS (
+                SELECT user_session, MIN(user_id) AS user_id, MIN(t) AS t, MAX(t) AS t_end,
+                       MIN(row) AS row, MIN(item_idx) AS item_idx, MAX(action) AS action
+                FROM runs GROUP BY user_session, run_id
+            ), agg AS (
+                SELECT user_session AS session_id, MIN(user_id) AS user_id,
+                       MIN(t) AS start_time, MAX(t_end) AS end_time,
+                       LIST(item_idx ORDER BY t, row) AS items,
+                       LIST(action ORDER BY t, row) AS actions
+                FROM steps2 GROUP BY user_session
+                HAVING COUNT(*) >= {min_len}
+            )
+            SELECT session_id, user_id, start_time, end_time,
+                   CASE WHEN len(items) > {max_len} THEN items[len(items) - {max_len} + 1:] ELSE items END AS items,
+                   CASE WHEN len(actions) > {max_len} THEN actions[len(actions) - {max_len} + 1:] ELSE actions END AS actions
+            FROM agg ORDER BY end_time, session_id"""
+    ).to_arrow_table().cast(
+        pa.schema(
+            [
+                ("session_id", pa.string()),
+                ("user_id", pa.int64()),
+                ("start_time", pa.timestamp("s")),
+                ("end_time", pa.timestamp("s")),
+                ("items", pa.list_(pa.int32())),
+                ("actions", pa.list_(pa.int8())),
+            ]
+        )
+    )
+
+
+def _items_table(con: duckdb.DuckDBPyConnection, events_parquet: Path) -> pa.Table:
+    """Vocabulary with attributes; an item's attributes are those of its latest event."""
+    return con.sql(
+        f"""SELECT v.item_idx, v.product_id, v.train_count,
+                   arg_max(e.category_id, (e.event_time, e.row)) AS category_id,
+                   arg_max(e.category_code, (e.event_time, e.row)) AS category_code,
+                   arg_max(e.brand, (e.event_time, e.row)) AS brand,
+                   arg_max(e.price, (e.event_time, e.row)) AS price
+            FROM vocab_idx v JOIN read_parquet('{events_parquet}') e USING (product_id)
+            GROUP BY v.item_idx, v.product_id, v.train_count
+            ORDER BY v.item_idx"""
+    ).to_arrow_table().cast(
+        pa.schema(
+            [
+                ("item_idx", pa.int32()),
+                ("product_id", pa.int64()),
+                ("train_count", pa.int64()),
+                ("category_id", pa.int64()),
+                ("category_code", pa.string()),
+                ("brand", pa.string()),
+                ("price", pa.float64()),
+            ]
+        )
+    )
+
+
+def _length_summary(table: pa.Table) -> dict[str, float]:
+    lengths = np.asarray(pa.compute.list_value_length(table["items"]).to_numpy(zero_copy_only=False))
+    if len(lengths) == 0:
+        return {"sessions": 0}
+    return {
+        "sessions": int(len(lengths)),
+        "steps": int(lengths.sum()),
+        "mean_length": round(float(lengths.mean()), 4),
+        "median_length": float(np.median(lengths)),
+        "p90_length": round(float(np.percentile(lengths, 90)), 4),
+        "max_length": int(lengths.max()),
+    }
+
+
+def _stats(con, cfg, cuts, split_tables, items) -> dict:
+    raw = con.sql(
+        """SELECT COUNT(*) AS steps, COUNT(DISTINCT user_session) AS sessions,
+                  COUNT(DISTINCT product_id) AS items, COUNT(DISTINCT user_id) AS users
+           FROM steps"""
+    ).fetchone()
+    dropped_short = con.sql(
+        f"SELECT COUNT(*) FROM sessions WHERE n_steps < {int(cfg.min_session_length)}"
+    ).fetchone()[0]
+    actions: dict[str, int] = {}
+    for table in split_tables.values():
+        flat = pa.compute.list_flatten(table["actions"]).to_numpy(zero_copy_only=False)
+        for value, count in zip(*np.unique(flat, return_counts=True)):
+            actions[str(int(value))] = actions.get(str(int(value)), 0) + int(count)
+    return {
+        "config": asdict(cfg),
+        "time_cuts": cuts,
+        "collapsed": {"steps": raw[0], "sessions": raw[1], "items": raw[2], "users": raw[3]},
+        "sessions_too_short_before_filter": int(dropped_short),
+        "items": int(items.num_rows),
+        "splits": {s: _length_summary(t) for s, t in split_tables.items()},
+        "action_counts": actions,
+    }
+
+
+def prepare_from_raw(
+    raw_paths: str | Path | Sequence[str | Path], out_dir: str | Path, cfg: PrepareConfig
+) -> dict:
+    """Read raw REES46-schema CSV(s), prepare the splits, and write ``stats.json``.
+
+    The normalised events are kept as ``events.parquet`` in ``out_dir`` (later stages read
+    item attributes from ``items.parquet`` and actions from the splits, not from it).
+    """
+    out_dir = Path(out_dir)
+    report = read_events(raw_paths, out_dir / "events.parquet")
+    stats = prepare_dataset(out_dir / "events.parquet", out_dir, cfg)
+    stats["read"] = report.to_dict()
+    write_json(stats, out_dir / "stats.json")
+    return stats

@@ -1,0 +1,31 @@
+"""Shared fixtures: the real REES46 slice and small hand-made event files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from recpress_utils.paths import REPO_ROOT
+
+HEADER = "event_time,event_type,product_id,category_id,category_code,brand,price,user_id,user_session"
+
+
+@pytest.fixture(scope="session")
+def rees46_slice() -> Path:
+    """The real 1,000-row slice of the REES46 October file (shared/ beside the repository)."""
+    path = REPO_ROOT.parent / "shared" / "data" / "rees46" / "2019-Oct-sample-1k.csv"
+    if not path.exists():
+        pytest.skip(f"real REES46 fixture not found at {path}")
+    return path
+
+
+def write_events(path: Path, rows: list[str], header: str = HEADER) -> Path:
+    """Write a small events CSV (rows given as raw CSV lines)."""
+    path.write_text("\n".join([header, *rows]) + "\n")
+    return path
+
+
+def event(t: str, item: int, session: str, kind: str = "view", user: int = 1, cat: int = 7) -> str:
+    """One CSV line in the REES46 schema; ``t`` is 'HH:MM:SS' on 2019-10-01."""
+    return f"2019-10-01 {t} UTC,{kind},{item},{cat},cat.code,brand,1.50,{user},{session}"

@@ -1,0 +1,72 @@
+"""Snakemake end to end on the tiny profile, config validation, and the linter."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from recpress_utils.paths import REPO_ROOT
+
+SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+
+
+def _snakemake(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    return subprocess.run([*SNAKEMAKE, *args], cwd=REPO_ROOT, capture_output=True, text=True, check=check)
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory) -> Path:
+    """Run the tiny profile into a fresh results folder once for this module."""
+    results = tmp_path_factory.mktemp("results")
+    proc = _snakemake("--cores", "2", "--configfile", "config/tiny.yaml",
+                      "--config", f"results_dir={results}", check=False)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return results / "synthetic"
+
+
+@pytest.mark.pipeline
+def test_tiny_profile_prepares_data(tiny_run):
+    for name in ("train", "valid", "test", "items"):
+        assert not pd.read_parquet(tiny_run / "prepared" / f"{name}.parquet").empty, name
+    stats = json.loads((tiny_run / "prepared" / "stats.json").read_text())
+    assert stats["items"] > 50
+    assert (tiny_run / "notebooks" / "01_prepare_data.ipynb").exists()
+    html = (tiny_run / "notebooks" / "01_prepare_data.html").read_text()
+    assert "<img" in html or "image/png" in html, "the rendered notebook shows its figures"
+    assert (tiny_run / "benchmarks" / "01_prepare_data.tsv").exists()
+    assert not (tiny_run / "prepared" / "events.parquet").exists(), "the intermediate is temporary"
+
+
+@pytest.mark.pipeline
+def test_rerun_is_a_no_op(tiny_run):
+    proc = _snakemake("--cores", "1", "--configfile", "config/tiny.yaml",
+                      "--config", f"results_dir={tiny_run.parent}", "-n")
+    assert "Nothing to be done" in proc.stdout + proc.stderr
+
+
+def test_bad_config_key_fails_at_start():
+    proc = _snakemake("-n", "--config", "min_item_suport=3", check=False)
+    assert proc.returncode != 0
+    assert "min_item_suport" in proc.stderr + proc.stdout
+
+
+def test_bad_config_value_fails_at_start():
+    proc = _snakemake("-n", "--config", "dataset=imdb", check=False)
+    assert proc.returncode != 0
+    assert "imdb" in proc.stderr + proc.stdout
+
+
+def test_rees46_needs_a_data_path():
+    proc = _snakemake("-n", "--config", "dataset=rees46", check=False)
+    assert proc.returncode != 0
+
+
+def test_snakemake_lint_is_clean():
+    proc = _snakemake("--lint", check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0 and "Congratulations" in out, out[-3000:]

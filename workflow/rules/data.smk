@@ -1,0 +1,64 @@
+# Raw events in the REES46 CSV schema, then the prepared splits (SPEC section 2).
+
+
+if DATASET == "synthetic":
+
+    rule synthetic_events:
+        output:
+            f"{OUT}/raw/events.csv",
+        params:
+            py=PY,
+            knobs=json.dumps({**config["synthetic"], "seed": config["seed"]}, sort_keys=True),
+        log:
+            f"{OUT}/logs/synthetic_events.log",
+        benchmark:
+            f"{OUT}/benchmarks/synthetic_events.tsv"
+        conda:
+            "../../environment.yml"
+        shell:
+            "{params.py} -m recpress_utils.data.synthetic --out {output}"
+            " --params {params.knobs:q} 2> {log}"
+
+elif DATASET == "ml-100k":
+
+    rule movielens_events:
+        output:
+            f"{OUT}/raw/events.csv",
+        params:
+            py=PY,
+        log:
+            f"{OUT}/logs/movielens_events.log",
+        conda:
+            "../../environment.yml"
+        shell:
+            "{params.py} -m recpress_utils.data.movielens --out {output} --cache resources/ml-100k 2> {log}"
+
+
+rule prepare_data:
+    input:
+        notebook="notebooks/01_prepare_data.ipynb",
+        raw=raw_events,
+    output:
+        train=f"{OUT}/prepared/train.parquet",
+        valid=f"{OUT}/prepared/valid.parquet",
+        test=f"{OUT}/prepared/test.parquet",
+        vocab=f"{OUT}/prepared/items.parquet",
+        stats=f"{OUT}/prepared/stats.json",
+        events=temp(f"{OUT}/prepared/events.parquet"),
+        notebook=f"{OUT}/notebooks/01_prepare_data.ipynb",
+    params:
+        papermill=PAPERMILL,
+        nb=lambda wildcards, input: nb_params(
+            dataset=DATASET,
+            raw_paths=list(input.raw),
+            out_dir=f"{OUT}/prepared",
+            prepare=config["prepare"],
+        ),
+    log:
+        f"{OUT}/logs/01_prepare_data.log",
+    benchmark:
+        f"{OUT}/benchmarks/01_prepare_data.tsv"
+    conda:
+        "../../environment.yml"
+    shell:
+        "{params.papermill} {input.notebook} {output.notebook} -y {params.nb:q} 2> {log}"
