@@ -18,6 +18,10 @@ validate(config, "workflow/schemas/config.schema.yaml")
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
+include: "workflow/rules/kg.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/distill.smk"
+include: "workflow/rules/benchmark.smk"
 include: "workflow/rules/notebooks.smk"
 
 

@@ -29,3 +29,17 @@ def write_events(path: Path, rows: list[str], header: str = HEADER) -> Path:
 def event(t: str, item: int, session: str, kind: str = "view", user: int = 1, cat: int = 7) -> str:
     """One CSV line in the REES46 schema; ``t`` is 'HH:MM:SS' on 2019-10-01."""
     return f"2019-10-01 {t} UTC,{kind},{item},{cat},cat.code,brand,1.50,{user},{session}"
+
+
+@pytest.fixture(scope="session")
+def tiny_prepared(tmp_path_factory) -> Path:
+    """A small prepared synthetic dataset (about 1,400 sessions, 200 items), built once per test run."""
+    from recpress_utils.data.prepare import PrepareConfig, prepare_from_raw
+    from recpress_utils.data.synthetic import SyntheticConfig, write_events_csv
+
+    root = tmp_path_factory.mktemp("tiny_data")
+    raw = root / "events.csv"
+    write_events_csv(SyntheticConfig(n_items=200, n_sessions=2500, n_users=800, n_categories=10,
+                                     n_brands=40, days=10, seed=7), raw)
+    prepare_from_raw(raw, root / "prepared", PrepareConfig(min_item_support=3))
+    return root / "prepared"

@@ -43,6 +43,34 @@ def test_tiny_profile_prepares_data(tiny_run):
 
 
 @pytest.mark.pipeline
+def test_tiny_profile_runs_every_stage(tiny_run):
+    kg = json.loads((tiny_run / "kg" / "kg_stats.json").read_text())
+    assert kg["edges"]["co_view"] > 0
+    assert (tiny_run / "embeddings" / "node2vec.pt").exists()
+    runs = sorted(p.parent.name for p in (tiny_run / "runs").glob("*/metrics.json"))
+    assert runs == sorted([
+        "baseline_s42", "baseline-n2v_s42", "mixed_attention_s42", "mixed_attention-n2v_s42",
+        "student-T0.5_s42", "student-T1_s42", "student-T2_s42", "student-T5_s42", "student_s42",
+    ])
+    for run in runs:
+        m = json.loads((tiny_run / "runs" / run / "metrics.json").read_text())
+        assert 0 < m["test"]["NDCG@10"] <= 1, run
+    latency = json.loads((tiny_run / "benchmark" / "latency.json").read_text())
+    assert len(latency["models"]) == 4 and latency["floor"]["product_topk"]["median"] > 0
+    htmls = {p.stem for p in (tiny_run / "notebooks").glob("*.html")}
+    assert {"02_build_kg", "03_node2vec", "06_benchmark", "05_distill_T1_s42",
+            "04_train_model_mixed_attention-n2v_s42"} <= htmls
+
+
+def test_kg_models_in_the_workflow_match_the_package():
+    from recpress_utils.models import MODELS, uses_kg
+
+    text = (REPO_ROOT / "workflow" / "rules" / "common.smk").read_text()
+    declared = eval(text.split("KG_MODELS = ", 1)[1].splitlines()[0])
+    assert declared == {name for name in MODELS if uses_kg(name)}
+
+
+@pytest.mark.pipeline
 def test_rerun_is_a_no_op(tiny_run):
     proc = _snakemake("--cores", "1", "--configfile", "config/tiny.yaml",
                       "--config", f"results_dir={tiny_run.parent}", "-n")

@@ -16,12 +16,69 @@ def nb_params(**params):
     return json.dumps({**base, **params}, sort_keys=True)
 
 
+#: Models that read the knowledge graph's neighbour tables (tests/test_pipeline.py checks this).
+KG_MODELS = {"mixed_attention"}
+#: The paper's four models: Baseline and Mixed Attention, each without and with Node2Vec.
+PAPER_RUNS = [
+    f"{model}{n2v}_s{seed}"
+    for model in ("baseline", "mixed_attention")
+    for n2v in ("", "-n2v")
+    for seed in config["seeds"]
+]
+
+#: The teacher the student learns from (the paper's best: Mixed Attention + Node2Vec).
+TEACHER_RUN = config["distill"]["teacher"]
+TEACHER_MODEL = TEACHER_RUN.removesuffix("-n2v")
+STUDENT_RUNS = [
+    f"student-T{temperature:g}_s{seed}"
+    for temperature in config["distill"]["temperatures"]
+    for seed in config["seeds"]
+] + [f"student_s{seed}" for seed in config["seeds"]]  # hard labels only: what distillation adds
+
+#: What the latency benchmark times (first seed's checkpoints), by display name.
+_SEED0 = config["seeds"][0]
+BENCHMARK_NAMES = {
+    "baseline": "Baseline",
+    "teacher": "Mixed Attention + Node2Vec",
+    "student": f"Student (T = {config['benchmark']['student_temperature']:g})",
+}
+BENCHMARK_RUNS = {
+    BENCHMARK_NAMES["baseline"]: f"{OUT}/runs/baseline_s{_SEED0}",
+    BENCHMARK_NAMES["teacher"]: f"{OUT}/runs/{TEACHER_RUN}_s{_SEED0}",
+    BENCHMARK_NAMES["student"]: f"{OUT}/runs/student-T{config['benchmark']['student_temperature']:g}_s{_SEED0}",
+}
+
+
 def final_outputs():
     """What `snakemake` builds by default: every stage's outputs and rendered notebook."""
+    stages = ["01_prepare_data", "02_build_kg", "03_node2vec"]
+    stages += [f"04_train_model_{run}" for run in PAPER_RUNS + STUDENT_RUNS if "-T" not in run]
+    stages += [f"05_distill_{run.removeprefix('student-')}" for run in STUDENT_RUNS if "-T" in run]
+    stages += ["06_benchmark"]
     return [
+        f"{OUT}/benchmark/latency.json",
         f"{OUT}/prepared/stats.json",
-        f"{OUT}/notebooks/01_prepare_data.html",
+        f"{OUT}/kg/kg_stats.json",
+        f"{OUT}/embeddings/node2vec_stats.json",
+        *[f"{OUT}/runs/{run}/metrics.json" for run in PAPER_RUNS + STUDENT_RUNS],
+        *[f"{OUT}/notebooks/{stage}.html" for stage in stages],
     ]
+
+
+def train_inputs(wildcards):
+    """A run reads the splits, plus the KG tables and Node2Vec vectors when it uses them."""
+    inputs = {
+        "notebook": "notebooks/04_train_model.ipynb",
+        "train": f"{OUT}/prepared/train.parquet",
+        "valid": f"{OUT}/prepared/valid.parquet",
+        "test": f"{OUT}/prepared/test.parquet",
+        "vocab": f"{OUT}/prepared/items.parquet",
+    }
+    if wildcards.model in KG_MODELS:
+        inputs["neighbors"] = f"{OUT}/kg/neighbors.pt"
+    if wildcards.n2v:
+        inputs["embeddings"] = f"{OUT}/embeddings/node2vec.pt"
+    return inputs
 
 
 def raw_events(wildcards):
@@ -32,3 +89,30 @@ def raw_events(wildcards):
             raise WorkflowError(f"data_path={config['data_path']!r} matches no file")
         return files
     return [f"{OUT}/raw/events.csv"]
+
+
+def distill_inputs(wildcards):
+    """A distillation run reads the splits, the teacher's checkpoint and its KG tables."""
+    inputs = {
+        "notebook": "notebooks/05_distill.ipynb",
+        "train": f"{OUT}/prepared/train.parquet",
+        "valid": f"{OUT}/prepared/valid.parquet",
+        "test": f"{OUT}/prepared/test.parquet",
+        "teacher": f"{OUT}/runs/{TEACHER_RUN}_s{wildcards.seed}/model.pt",
+    }
+    if TEACHER_MODEL in KG_MODELS:
+        inputs["neighbors"] = f"{OUT}/kg/neighbors.pt"
+    return inputs
+
+
+def benchmark_inputs(wildcards):
+    """The checkpoints to time, the KG (tables and graph file) and the notebook."""
+    inputs = {
+        "notebook": "notebooks/06_benchmark.ipynb",
+        "neighbors": f"{OUT}/kg/neighbors.pt",
+        "graph": f"{OUT}/kg/graph.tsv.gz",
+        "test": f"{OUT}/prepared/test.parquet",
+    }
+    for name, run_dir in BENCHMARK_RUNS.items():
+        inputs[name] = f"{run_dir}/model.pt"
+    return inputs

@@ -58,6 +58,7 @@ rule prepare_data:
         f"{OUT}/logs/01_prepare_data.log",
     benchmark:
         f"{OUT}/benchmarks/01_prepare_data.tsv"
+    threads: config["threads"]
     conda:
         "../../environment.yml"
     shell:

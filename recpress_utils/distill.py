@@ -1,0 +1,99 @@
+"""Knowledge distillation (paper Section 3, eqs. 6-7; SPEC section 5).
+
+With student logits v, teacher logits z and temperature T, the student minimises
+``T^2 * KL(softmax(z / T) || softmax(v / T))`` (Hinton et al.'s scaling: the gradient w.r.t. v
+is ``T * (softmax(v / T) - softmax(z / T))`` per row, so its size does not shrink as 1/T^2 and
+the T values of the paper stay comparable). The paper uses the KL term alone; an added
+cross-entropy with the true next item (``hard_weight``) is an ablation, default 0.
+
+The teacher's logits are computed on the fly, without gradients and in eval mode, from the
+very training batches the student sees (``fit`` only ever hands the loss training batches),
+so no validation or test session is ever shown to the teacher for distillation.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from recpress_utils.train import LossFn
+
+
+def freeze(model: nn.Module) -> nn.Module:
+    """Eval mode and no gradients for every parameter; returns ``model``."""
+    model.eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model
+
+
+def kd_loss(student_logits: Tensor, teacher_logits: Tensor, temperature: float) -> Tensor:
+    """``T^2 * KL(softmax(z/T) || softmax(v/T))`` averaged over rows (z teacher, v student).
+
+    Logits are ``(..., n_items)`` with column 0 the padding item (-inf in both models); it is
+    dropped before the softmax, so -inf never meets -inf (no NaN) and it gets no gradient.
+    """
+    if temperature <= 0:
+        raise ValueError(f"temperature must be > 0, got {temperature}")
+    if student_logits.shape != teacher_logits.shape:
+        raise ValueError(f"student and teacher logits differ in shape: "
+                         f"{tuple(student_logits.shape)} vs {tuple(teacher_logits.shape)}")
+    n_items = student_logits.shape[-1]
+    v = student_logits[..., 1:].reshape(-1, n_items - 1)
+    z = teacher_logits[..., 1:].reshape(-1, n_items - 1).to(v.dtype)
+    if v.shape[0] == 0:
+        return v.sum()  # no rows: zero, still attached to the graph
+    log_q_student = F.log_softmax(v / temperature, dim=-1)
+    log_p_teacher = F.log_softmax(z / temperature, dim=-1)
+    kl = F.kl_div(log_q_student, log_p_teacher, log_target=True, reduction="batchmean")
+    return temperature ** 2 * kl
+
+
+def distillation_loss(teacher: nn.Module, temperature: float, hard_weight: float = 0.0,
+                      positions: Literal["all", "last"] = "all") -> LossFn:
+    """A :data:`~recpress_utils.train.LossFn` for ``fit``: KD from the frozen ``teacher``.
+
+    ``positions="all"`` distils at every position with a target (targets != 0), ``"last"`` at
+    the last position of each row that has a target; the teacher is asked at exactly the same
+    positions. ``hard_weight > 0`` adds ``hard_weight * cross_entropy(student, true next item)``.
+    The teacher is frozen here (eval mode, no gradients) and kept in eval mode.
+    """
+    if positions not in ("all", "last"):
+        raise ValueError(f"positions must be 'all' or 'last', not {positions!r}")
+    if temperature <= 0:
+        raise ValueError(f"temperature must be > 0, got {temperature}")
+    if hard_weight < 0:
+        raise ValueError(f"hard_weight must be >= 0, got {hard_weight}")
+    freeze(teacher)
+
+    def loss(model: nn.Module, inputs: Tensor, targets: Tensor) -> Tensor:
+        teacher.eval()
+        _follow_device(teacher, inputs.device)
+        if positions == "last":
+            keep = targets[:, -1] != 0
+            inputs, labels = inputs[keep], targets[keep, -1]
+            student_logits = model.last_logits(inputs)
+            with torch.no_grad():
+                teacher_logits = teacher.last_logits(inputs)
+        else:
+            mask = targets != 0
+            labels = targets[mask]
+            student_logits = model.head(model.hidden(inputs)[mask])
+            with torch.no_grad():
+                teacher_logits = teacher.head(teacher.hidden(inputs)[mask])
+        value = kd_loss(student_logits, teacher_logits, temperature)
+        if hard_weight and labels.numel():
+            value = value + hard_weight * F.cross_entropy(student_logits, labels)
+        return value
+
+    return loss
+
+
+def _follow_device(model: nn.Module, device: torch.device) -> None:
+    """Move ``model`` to ``device`` if it lives elsewhere (``fit`` moves only the student)."""
+    tensor = next(model.parameters(), None)
+    if tensor is not None and tensor.device != device:
+        model.to(device)

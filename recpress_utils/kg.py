@@ -1,0 +1,391 @@
+"""Item-item knowledge graph from training sessions (SPEC section 3, paper eqs. 3-4).
+
+The graph is heterogeneous: every edge has one *property* p, and the models see one
+projection G_p per property (one attention block each in the teacher). Properties:
+
+* ``co_view``: items in the same training session (any action);
+* ``co_cart``: items both carted or purchased in the same training session (action >= cart);
+  on view-heavy data this projection is sparse or empty, which is reported, not hidden;
+* ``same_category`` / ``same_brand``: attribute relations from ``items.parquet``.
+
+Co-occurrence properties are weighted by PMI over sessions (S = all training sessions):
+``PMI(i, j) = log(Pr(i, j) / (Pr(i) Pr(j)))`` with ``Pr(i) = df_i / S`` and
+``Pr(i, j) = C_ij / S``, C = X^T X for the binary session x item incidence X. Pairs seen
+together fewer than ``min_cooccurrence`` times are dropped first; alpha is the
+``percentile``-th percentile of the remaining PMI values and only pairs with PMI > alpha are
+kept. Each property computes its own alpha.
+
+Attribute relations would be cliques of thousands of items on real data, so each item is
+linked to at most ``top_m`` other items of its group: the group's most popular ones by
+training count (ties: lower item index). They carry no co-occurrence statistic, so their
+weight is 1.0. A missing or empty ``category_code`` falls back to ``category_id``; a missing
+brand gives no brand edge.
+
+Only training sessions ever enter :func:`build_kg`, so validation and test cannot leak in.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Sequence
+
+import networkx as nx
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+import torch
+
+from recpress_utils.data.rees46 import EVENT_STRENGTH
+from recpress_utils.io import atomic_path, write_json
+from recpress_utils.sequences import Sessions, load_sessions
+
+#: Co-occurrence properties and the weakest action a step needs to count for them.
+CO_OCCURRENCE: dict[str, int] = {"co_view": EVENT_STRENGTH["view"], "co_cart": EVENT_STRENGTH["cart"]}
+#: Attribute properties and the items.parquet column(s) that define their groups.
+ATTRIBUTES: tuple[str, ...] = ("same_category", "same_brand")
+PROPERTIES: tuple[str, ...] = (*CO_OCCURRENCE, *ATTRIBUTES)
+ATTRIBUTE_WEIGHT = 1.0
+_META_PREFIX = "# meta "
+
+
+@dataclass(frozen=True)
+class KGConfig:
+    """Knowledge-graph settings; see the module docstring for what each does."""
+
+    min_cooccurrence: int = 2
+    percentile: float = 25.0
+    top_m: int = 20
+    properties: tuple[str, ...] = PROPERTIES
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "properties", tuple(self.properties))  # YAML gives lists
+        unknown = sorted(set(self.properties) - set(PROPERTIES))
+        if unknown:
+            raise ValueError(f"unknown KG properties: {', '.join(unknown)}; known: {', '.join(PROPERTIES)}")
+        if not self.properties or len(set(self.properties)) != len(self.properties):
+            raise ValueError("properties must be a non-empty list without repeats")
+        if self.min_cooccurrence < 1:
+            raise ValueError("min_cooccurrence must be >= 1")
+        if not 0 <= self.percentile <= 100:
+            raise ValueError("percentile must be in [0, 100]")
+        if self.top_m < 1:
+            raise ValueError("top_m must be >= 1")
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "KGConfig":
+        unknown = sorted(set(d) - {f.name for f in fields(cls)})
+        if unknown:
+            raise ValueError(f"unknown KG setting(s): {', '.join(unknown)}")
+        return cls(**d)
+
+
+@dataclass
+class Edges:
+    """Undirected edges of one property, stored once with u < v, sorted by (u, v)."""
+
+    u: np.ndarray  # int64
+    v: np.ndarray  # int64
+    weight: np.ndarray  # float64
+
+    def __len__(self) -> int:
+        return len(self.u)
+
+    @staticmethod
+    def empty() -> "Edges":
+        return Edges(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float64))
+
+
+@dataclass
+class KnowledgeGraph:
+    """Per-property edges over items 1..n_items-1 (0 is padding), plus node attributes.
+
+    ``alpha[p]`` is the PMI threshold of a co-occurrence property (None for attribute
+    relations or when no pair qualified); ``candidates[p]`` is how many pairs reached
+    ``min_cooccurrence`` before thresholding (None for attribute relations). ``timing``
+    (seconds per property) is not saved.
+    """
+
+    n_items: int
+    edges: dict[str, Edges]
+    alpha: dict[str, float | None]
+    candidates: dict[str, int | None]
+    category: list[str | None]
+    brand: list[str | None]
+    timing: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def properties(self) -> list[str]:
+        return list(self.edges)
+
+    def to_networkx(self) -> nx.MultiGraph:
+        """Every item is a node (attributes category, brand); one keyed edge per property."""
+        g = nx.MultiGraph()
+        g.add_nodes_from(
+            (i, {"category": self.category[i], "brand": self.brand[i]}) for i in range(1, self.n_items)
+        )
+        for prop, e in self.edges.items():
+            g.add_edges_from(
+                (int(a), int(b), prop, {"property": prop, "weight": float(w)})
+                for a, b, w in zip(e.u, e.v, e.weight)
+            )
+        return g
+
+    def write(self, path: str | Path) -> None:
+        """Gzip TSV edge list ``u v property weight`` via networkx, atomically and byte-stable.
+
+        Two comment lines lead: a ``# meta`` JSON line (n_items, properties, alpha, candidates)
+        so :meth:`read` restores what the edge list alone cannot, and the column names.
+        """
+        meta = {"n_items": self.n_items, "properties": self.properties,
+                "alpha": self.alpha, "candidates": self.candidates}
+        with atomic_path(path) as tmp, open(tmp, "wb") as raw, \
+                gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as f:
+            f.write(f"{_META_PREFIX}{json.dumps(meta, sort_keys=True)}\n# u\tv\tproperty\tweight\n".encode())
+            nx.write_edgelist(self.to_networkx(), f, delimiter="\t", data=["property", "weight"])
+
+    @classmethod
+    def read(cls, path: str | Path, items: pd.DataFrame | None = None) -> "KnowledgeGraph":
+        """Inverse of :meth:`write`; node attributes come from ``items`` when given."""
+        with gzip.open(path, "rt") as f:
+            first = f.readline()
+            if not first.startswith(_META_PREFIX):
+                raise ValueError(f"{path}: not a RecPress KG file (no '{_META_PREFIX.strip()}' line)")
+            meta = json.loads(first[len(_META_PREFIX):])
+            g = nx.read_edgelist(f, delimiter="\t", nodetype=int, create_using=nx.MultiGraph,
+                                 data=[("property", str), ("weight", float)])
+        n, props = int(meta["n_items"]), meta["properties"]
+        parts: dict[str, list[tuple[int, int, float]]] = {p: [] for p in props}
+        for a, b, d in g.edges(data=True):
+            parts[d["property"]].append((min(a, b), max(a, b), d["weight"]))
+        edges = {p: _sorted_edges(*map(np.asarray, zip(*rows))) if rows else Edges.empty()
+                 for p, rows in parts.items()}
+        category, brand = node_attributes(items, n) if items is not None else ([None] * n, [None] * n)
+        return cls(n, edges, {p: meta["alpha"][p] for p in props},
+                   {p: meta["candidates"][p] for p in props}, category, brand)
+
+    def neighbor_tables(self, n_items: int, top_m: int) -> dict[str, Any]:
+        """Padded top-``top_m`` neighbours per item and property, for the models' KG attention.
+
+        Sorted by weight desc, then index asc; padding is index 0 / weight 0, and row 0 (the
+        padding item) is all zeros since item 0 has no edges.
+        """
+        if n_items < self.n_items:
+            raise ValueError(f"n_items={n_items} is smaller than the graph's {self.n_items}")
+        props = self.properties
+        index = np.zeros((len(props), n_items, top_m), dtype=np.int64)
+        weight = np.zeros((len(props), n_items, top_m), dtype=np.float32)
+        for k, prop in enumerate(props):
+            src, dst, w, rank = _ranked_neighbours(self.edges[prop])
+            keep = rank < top_m
+            index[k, src[keep], rank[keep]] = dst[keep]
+            weight[k, src[keep], rank[keep]] = w[keep]
+        return {"properties": props, "index": torch.from_numpy(index), "weight": torch.from_numpy(weight)}
+
+
+def _sorted_edges(u: np.ndarray, v: np.ndarray, w: np.ndarray) -> Edges:
+    order = np.lexsort((v, u))
+    return Edges(u[order].astype(np.int64), v[order].astype(np.int64), w[order].astype(np.float64))
+
+
+def _ranked_neighbours(e: Edges) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Both directions of every edge, each source's neighbours ranked 0.. by (weight desc, index asc)."""
+    src = np.concatenate([e.u, e.v])
+    dst = np.concatenate([e.v, e.u])
+    w = np.concatenate([e.weight, e.weight])
+    order = np.lexsort((dst, -w, src))
+    src, dst, w = src[order], dst[order], w[order]
+    starts = np.searchsorted(src, src, side="left")
+    return src, dst, w, np.arange(len(src)) - starts
+
+
+# --- co-occurrence properties -------------------------------------------------------------
+
+def incidence(sessions: Sessions, n_items: int, min_action: int = 0) -> sp.csr_matrix:
+    """Binary session x item matrix of the steps whose action >= ``min_action``.
+
+    Every session keeps its row (possibly empty), so S is the same for every property.
+    """
+    lengths = np.fromiter((len(s) for s in sessions.items), dtype=np.int64, count=len(sessions))
+    rows = np.repeat(np.arange(len(sessions)), lengths)
+    cols = np.concatenate(sessions.items) if len(sessions) else np.zeros(0, np.int64)
+    acts = np.concatenate(sessions.actions) if len(sessions) else np.zeros(0, np.int8)
+    keep = acts >= min_action
+    x = sp.csr_matrix((np.ones(int(keep.sum()), np.float64), (rows[keep], cols[keep])),
+                      shape=(len(sessions), n_items))
+    x.data[:] = 1.0  # duplicates were summed: a session counts an item once
+    return x
+
+
+def pmi_pairs(x: sp.csr_matrix, min_cooccurrence: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """PMI of every item pair (u < v) co-occurring in at least ``min_cooccurrence`` sessions."""
+    n_sessions = x.shape[0]
+    df = np.asarray(x.sum(axis=0)).ravel()
+    c = sp.triu(x.T @ x, k=1).tocoo()  # sessions containing both; each pair once
+    keep = c.data >= min_cooccurrence
+    u, v, cij = c.row[keep].astype(np.int64), c.col[keep].astype(np.int64), c.data[keep]
+    pmi = np.log(cij) + np.log(n_sessions) - np.log(df[u]) - np.log(df[v])
+    order = np.lexsort((v, u))
+    return u[order], v[order], pmi[order]
+
+
+def pmi_threshold(pmi: np.ndarray, percentile: float) -> float | None:
+    """The paper's alpha: the given percentile of the candidate PMI values (None if there are none)."""
+    return float(np.percentile(pmi, percentile)) if len(pmi) else None
+
+
+def candidate_pmi(
+    train: Sessions, n_items: int, prop: str, min_cooccurrence: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """All candidate pairs (u, v, PMI) of a co-occurrence property, before the alpha threshold."""
+    return pmi_pairs(incidence(train, n_items, CO_OCCURRENCE[prop]), min_cooccurrence)
+
+
+def co_occurrence_edges(train: Sessions, n_items: int, prop: str, cfg: KGConfig) -> tuple[Edges, float | None, int]:
+    """Edges of one co-occurrence property: pairs with PMI > alpha, weight PMI; plus alpha and #candidates."""
+    u, v, pmi = candidate_pmi(train, n_items, prop, cfg.min_cooccurrence)
+    alpha = pmi_threshold(pmi, cfg.percentile)
+    if alpha is None:
+        return Edges.empty(), None, 0
+    keep = pmi > alpha
+    return Edges(u[keep], v[keep], pmi[keep]), alpha, len(pmi)
+
+
+# --- attribute properties -----------------------------------------------------------------
+
+def _strings(items: pd.DataFrame, column: str) -> np.ndarray:
+    """A column as an object array of stripped strings, None where missing or empty."""
+    out = np.full(len(items), None, dtype=object)
+    if column not in items:
+        return out
+    values = items[column]
+    if pd.api.types.is_float_dtype(values):  # ids stored as float because of nulls: 12.0 -> "12"
+        values = values.astype("Int64")
+    s = values.astype("string").str.strip()
+    ok = (s.notna() & (s != "")).fillna(False).to_numpy(bool)
+    out[ok] = s[ok].to_numpy(object)
+    return out
+
+
+def node_attributes(items: pd.DataFrame, n_items: int) -> tuple[list[str | None], list[str | None]]:
+    """Per item index: category key (category_code, else ``id:<category_id>``) and brand."""
+    code = _strings(items, "category_code")
+    cid = np.array([None if c is None else f"id:{c}" for c in _strings(items, "category_id")], dtype=object)
+    category = np.full(n_items, None, dtype=object)
+    brand = np.full(n_items, None, dtype=object)
+    idx = items["item_idx"].to_numpy(np.int64)
+    category[idx] = np.where(np.array([c is not None for c in code], dtype=bool), code, cid)
+    brand[idx] = _strings(items, "brand")
+    return category.tolist(), brand.tolist()
+
+
+def attribute_edges(groups: Sequence[str | None], popularity: np.ndarray, top_m: int) -> Edges:
+    """Link each grouped item to its group's ``top_m`` most popular other items (weight 1.0).
+
+    ``groups[i]`` and ``popularity[i]`` are per item index; None means no group.
+    """
+    key = pd.Series(list(groups), dtype=object)
+    items = np.flatnonzero(key.notna().to_numpy())
+    if len(items) == 0:
+        return Edges.empty()
+    gid = pd.factorize(key.iloc[items])[0]
+    order = np.lexsort((items, -popularity[items], gid))  # by group, popularity desc, index asc
+    items, gid = items[order], gid[order]
+    rank = np.arange(len(items)) - np.searchsorted(gid, gid, side="left")
+    heads = np.full((gid.max() + 1, top_m + 1), -1, dtype=np.int64)  # top_m + 1: one may be the item itself
+    head = rank <= top_m
+    heads[gid[head], rank[head]] = items[head]
+    cand = heads[gid]
+    ok = (cand >= 0) & (cand != items[:, None])
+    ok &= np.cumsum(ok, axis=1) <= top_m
+    a = np.repeat(items, ok.sum(axis=1))
+    b = cand[ok]
+    pairs = np.unique(np.minimum(a, b) * (popularity.size + 1) + np.maximum(a, b))
+    u, v = np.divmod(pairs, popularity.size + 1)
+    return _sorted_edges(u, v, np.full(len(u), ATTRIBUTE_WEIGHT))
+
+
+# --- build, summarise, run ----------------------------------------------------------------
+
+def build_kg(train: Sessions, items: pd.DataFrame, cfg: KGConfig) -> KnowledgeGraph:
+    """The knowledge graph of ``cfg.properties`` from training sessions and item attributes."""
+    n_items = int(items["item_idx"].max()) + 1 if len(items) else 1
+    category, brand = node_attributes(items, n_items)
+    popularity = np.zeros(n_items, dtype=np.float64)
+    popularity[items["item_idx"].to_numpy(np.int64)] = items["train_count"].to_numpy(np.float64)
+    edges, alpha, candidates, timing = {}, {}, {}, {}
+    for prop in cfg.properties:
+        started = time.perf_counter()
+        if prop in CO_OCCURRENCE:
+            edges[prop], alpha[prop], candidates[prop] = co_occurrence_edges(train, n_items, prop, cfg)
+        else:
+            groups = category if prop == "same_category" else brand
+            edges[prop], alpha[prop], candidates[prop] = attribute_edges(groups, popularity, cfg.top_m), None, None
+        timing[prop] = time.perf_counter() - started
+    return KnowledgeGraph(n_items, edges, alpha, candidates, category, brand, timing)
+
+
+def _degree_summary(degree: np.ndarray) -> dict[str, float]:
+    linked = degree[degree > 0]
+    return {
+        "mean": round(float(degree.mean()), 4) if len(degree) else 0.0,
+        "median_linked": float(np.median(linked)) if len(linked) else 0.0,
+        "max": int(degree.max()) if len(degree) else 0,
+        "isolated": int((degree == 0).sum()),
+    }
+
+
+def degrees(kg: KnowledgeGraph, prop: str) -> np.ndarray:
+    """Degree of items 1..n_items-1 in projection ``prop``."""
+    e = kg.edges[prop]
+    return np.bincount(np.concatenate([e.u, e.v]), minlength=kg.n_items)[1:]
+
+
+def neighbourhood(kg: KnowledgeGraph, item: int, top_k: int) -> nx.MultiGraph:
+    """The star of ``item``: its ``top_k`` strongest neighbours in every projection, for drawing."""
+    g = nx.MultiGraph()
+    g.add_node(item, category=kg.category[item], brand=kg.brand[item])
+    for prop, e in kg.edges.items():
+        src, dst, w, rank = _ranked_neighbours(e)
+        mine = (src == item) & (rank < top_k)
+        for other, weight in zip(dst[mine], w[mine]):
+            g.add_node(int(other), category=kg.category[other], brand=kg.brand[other])
+            g.add_edge(item, int(other), key=prop, property=prop, weight=float(weight))
+    return g
+
+
+def kg_stats(kg: KnowledgeGraph) -> dict[str, Any]:
+    """Nodes (items with >= 1 edge) and edges per property, alpha, candidates, degree summaries."""
+    deg = {p: degrees(kg, p) for p in kg.properties}
+    total = sum(deg.values(), np.zeros(kg.n_items - 1, dtype=np.int64))
+    return {
+        "items": kg.n_items - 1,
+        "nodes": {**{p: int((d > 0).sum()) for p, d in deg.items()}, "any": int((total > 0).sum())},
+        "edges": {**{p: len(e) for p, e in kg.edges.items()}, "any": int(sum(len(e) for e in kg.edges.values()))},
+        "alpha": {p: None if a is None else round(a, 6) for p, a in kg.alpha.items()},
+        "candidate_pairs": dict(kg.candidates),
+        "degree": {**{p: _degree_summary(d) for p, d in deg.items()}, "any": _degree_summary(total)},
+    }
+
+
+def run_build_kg(prepared_dir: str | Path, kg_dir: str | Path, cfg: KGConfig) -> dict[str, Any]:
+    """Build from ``train.parquet`` + ``items.parquet``; write graph.tsv.gz, neighbors.pt, kg_stats.json."""
+    prepared_dir, kg_dir = Path(prepared_dir), Path(kg_dir)
+    started = time.perf_counter()
+    items = pd.read_parquet(prepared_dir / "items.parquet")
+    kg = build_kg(load_sessions(prepared_dir, "train"), items, cfg)
+    kg.write(kg_dir / "graph.tsv.gz")
+    with atomic_path(kg_dir / "neighbors.pt") as tmp:
+        torch.save(kg.neighbor_tables(kg.n_items, cfg.top_m), tmp)
+    pmi_seconds = sum(t for p, t in kg.timing.items() if p in CO_OCCURRENCE)
+    stats = {
+        **kg_stats(kg),
+        "config": asdict(cfg),
+        "timing": {"pmi_seconds": round(pmi_seconds, 4), "total_seconds": round(time.perf_counter() - started, 4),
+                   "per_property_seconds": {p: round(t, 4) for p, t in kg.timing.items()}},
+    }
+    write_json(stats, kg_dir / "kg_stats.json")
+    return stats

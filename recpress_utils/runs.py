@@ -1,0 +1,174 @@
+"""One training run end to end: data in, ``metrics.json`` and the best checkpoint out.
+
+Every later table reads the ``metrics.json`` files written here, so their layout is the
+contract: ``test`` (paper's task: the final item), ``test_rest`` (relevant set = the second
+half of the session), ``history`` (validation metrics per epoch), settings, seed and times.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from recpress_utils.distill import distillation_loss
+from recpress_utils.io import atomic_path, read_json, write_json
+from recpress_utils.models import build_model, uses_kg
+from recpress_utils.sequences import Sessions, load_sessions, n_items
+from recpress_utils.train import FitResult, TrainConfig, count_parameters, evaluate, fit, pick_device, set_determinism
+
+#: Display names of the paper's four models.
+PAPER_NAMES = {
+    ("baseline", False): "Baseline",
+    ("baseline", True): "Baseline + Node2Vec",
+    ("mixed_attention", False): "Mixed Attention",
+    ("mixed_attention", True): "Mixed Attention + Node2Vec",
+    ("student", False): "Student (hard labels, no teacher)",
+}
+
+
+def run_name(model: str, node2vec: bool, seed: int) -> str:
+    """Folder name of a run, e.g. ``mixed_attention-n2v_s42``."""
+    return f"{model}{'-n2v' if node2vec else ''}_s{seed}"
+
+
+def build_for_data(
+    model: str,
+    prepared_dir: str | Path,
+    model_kwargs: dict[str, Any],
+    node2vec_path: str | Path | None = None,
+    neighbors_path: str | Path | None = None,
+) -> torch.nn.Module:
+    """The model sized for the dataset, with Node2Vec vectors and KG tables when given."""
+    tables = torch.load(neighbors_path) if neighbors_path is not None and uses_kg(model) else None
+    if tables is not None:
+        model_kwargs = {**model_kwargs, "n_projections": len(tables["properties"])}
+    net = build_model(model, n_items(prepared_dir), **model_kwargs)
+    if node2vec_path is not None:
+        net.init_item_embeddings(torch.load(node2vec_path))
+    if tables is not None:
+        net.set_neighbor_tables(tables)
+    return net
+
+
+def evaluate_test(net: torch.nn.Module, test: Sessions, cfg: TrainConfig) -> dict[str, dict[str, float]]:
+    """Test metrics in both target modes (SPEC section 6)."""
+    device = pick_device(cfg.device)
+    return {
+        "test": evaluate(net, test, "last", cfg.eval_batch_size, cfg.max_len, device).result(),
+        "test_rest": evaluate(net, test, "rest", cfg.eval_batch_size, cfg.max_len, device).result(),
+    }
+
+
+def train_run(
+    model: str,
+    prepared_dir: str | Path,
+    run_dir: str | Path,
+    model_kwargs: dict[str, Any],
+    train_cfg: TrainConfig,
+    seed: int,
+    threads: int,
+    node2vec_path: str | Path | None = None,
+    neighbors_path: str | Path | None = None,
+    progress: bool = True,
+) -> tuple[torch.nn.Module, FitResult, dict[str, Any]]:
+    """Train one model on the true next items; write ``metrics.json`` and ``model.pt``."""
+    set_determinism(seed, threads)
+    splits = {s: load_sessions(prepared_dir, s) for s in ("train", "valid", "test")}
+    net = build_for_data(model, prepared_dir, model_kwargs, node2vec_path, neighbors_path)
+    result = fit(net, splits["train"], splits["valid"], train_cfg, seed, progress=progress)
+    info = {
+        "model": model,
+        "display_name": PAPER_NAMES.get((model, node2vec_path is not None), model),
+        "node2vec": node2vec_path is not None,
+        "model_kwargs": model_kwargs,
+    }
+    return net, result, _finish_run(net, result, splits["test"], train_cfg, seed, threads, run_dir, info)
+
+
+def distill_run(
+    prepared_dir: str | Path,
+    run_dir: str | Path,
+    teacher: dict[str, Any],
+    student_kwargs: dict[str, Any],
+    train_cfg: TrainConfig,
+    temperature: float,
+    seed: int,
+    threads: int,
+    hard_weight: float = 0.0,
+    progress: bool = True,
+) -> tuple[torch.nn.Module, FitResult, dict[str, Any]]:
+    """Distil the frozen best teacher into the student at ``temperature`` (SPEC section 5).
+
+    ``teacher`` holds ``model``, ``model_kwargs``, ``checkpoint`` and ``neighbors_path`` (or None).
+    Teacher logits are computed on the fly on training batches only.
+    """
+    set_determinism(seed, threads)
+    splits = {s: load_sessions(prepared_dir, s) for s in ("train", "valid", "test")}
+    net_teacher = build_for_data(teacher["model"], prepared_dir, teacher["model_kwargs"],
+                                 neighbors_path=teacher.get("neighbors_path"))
+    net_teacher.load_state_dict(torch.load(teacher["checkpoint"]))
+    net_teacher.to(pick_device(train_cfg.device))
+    student = build_for_data("student", prepared_dir, student_kwargs)
+    loss = distillation_loss(net_teacher, temperature, hard_weight, positions=train_cfg.loss_positions)
+    result = fit(student, splits["train"], splits["valid"], train_cfg, seed, loss_fn=loss, progress=progress)
+    info = {
+        "model": "student",
+        "display_name": f"Student (T = {temperature:g})",
+        "node2vec": False,
+        "model_kwargs": student_kwargs,
+        "temperature": temperature,
+        "hard_weight": hard_weight,
+        "teacher": {k: str(v) if isinstance(v, Path) else v for k, v in teacher.items()},
+    }
+    return student, result, _finish_run(student, result, splits["test"], train_cfg, seed, threads, run_dir, info)
+
+
+def _finish_run(
+    net: torch.nn.Module, result: FitResult, test: Sessions, cfg: TrainConfig, seed: int,
+    threads: int, run_dir: str | Path, info: dict[str, Any],
+) -> dict[str, Any]:
+    """Evaluate on test and write the run's ``metrics.json`` and ``model.pt``."""
+    metrics: dict[str, Any] = {
+        **info,
+        "seed": seed,
+        "threads": threads,
+        "train_config": asdict(cfg),
+        "n_parameters": count_parameters(net),
+        "best_epoch": result.best_epoch,
+        "epochs_run": len(result.history),
+        "history": result.history,
+        "train_seconds": round(result.train_seconds, 3),
+        "seconds_per_epoch": round(result.train_seconds / max(len(result.history), 1), 3),
+        **evaluate_test(net, test, cfg),
+    }
+    run_dir = Path(run_dir)
+    with atomic_path(run_dir / "model.pt") as tmp:
+        torch.save(result.best_state, tmp)
+    write_json(metrics, run_dir / "metrics.json")
+    return metrics
+
+
+def kg_ablation(net: torch.nn.Module, prepared_dir: str | Path, cfg: TrainConfig) -> dict[str, dict] | None:
+    """Test metrics of a trained KG model with and without its neighbour tables (None if it has none)."""
+    if not hasattr(net, "set_neighbor_tables"):
+        return None
+    test = load_sessions(prepared_dir, "test")
+    device = pick_device(cfg.device)
+    with_kg = evaluate(net, test, "last", cfg.eval_batch_size, cfg.max_len, device).result()
+    saved = {"index": net.neighbor_index.clone(), "weight": net.neighbor_weight.clone()}
+    net.set_neighbor_tables({k: torch.zeros_like(v) for k, v in saved.items()})
+    without = evaluate(net, test, "last", cfg.eval_batch_size, cfg.max_len, device).result()
+    net.set_neighbor_tables(saved)
+    return {"with KG": with_kg, "empty neighbour tables": without}
+
+
+def load_run(run_dir: str | Path, prepared_dir: str | Path, neighbors_path: str | Path | None = None
+             ) -> torch.nn.Module:
+    """A trained model from its run folder (``metrics.json`` says which model and settings)."""
+    info = read_json(Path(run_dir) / "metrics.json")
+    net = build_for_data(info["model"], prepared_dir, info["model_kwargs"], neighbors_path=neighbors_path)
+    net.load_state_dict(torch.load(Path(run_dir) / "model.pt"))
+    return net.eval()

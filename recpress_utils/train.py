@@ -1,0 +1,170 @@
+"""One training loop for every model: seeded, deterministic, evaluated on validation each epoch.
+
+The loss is pluggable (cross-entropy with the true next item by default; distillation passes
+its own), so the baseline, the teacher, the student and the peers all train the same way.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import random
+import time
+from dataclasses import dataclass, fields
+from typing import Any, Callable, Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from recpress_utils.metrics import MetricAccumulator
+from recpress_utils.sequences import Sessions, TargetMode, eval_examples, train_batches
+
+#: loss(model, inputs (B, L), targets (B, L) with 0 = no target) -> scalar tensor
+LossFn = Callable[[torch.nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation settings shared by all models."""
+
+    epochs: int = 20
+    batch_size: int = 256
+    lr: float = 1e-3
+    weight_decay: float = 0.01
+    patience: int = 3  # epochs without a better validation score before stopping
+    loss_positions: Literal["all", "last"] = "all"  # next-item loss at every position or the last
+    select_metric: str = "NDCG@10"  # validation metric that picks the best epoch
+    eval_batch_size: int = 512
+    max_len: int = 50
+    device: str = "auto"  # "auto": CUDA when present, else CPU
+
+    def __post_init__(self) -> None:
+        if self.loss_positions not in ("all", "last"):
+            raise ValueError(f"loss_positions must be 'all' or 'last', not {self.loss_positions!r}")
+        if self.epochs < 1 or self.batch_size < 1 or self.patience < 1:
+            raise ValueError("epochs, batch_size and patience must be >= 1")
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
+        unknown = sorted(set(d) - {f.name for f in fields(cls)})
+        if unknown:
+            raise ValueError(f"unknown training setting(s): {', '.join(unknown)}")
+        return cls(**d)
+
+
+@dataclass
+class FitResult:
+    history: list[dict[str, float]]
+    best_epoch: int
+    best_state: dict[str, torch.Tensor]
+    train_seconds: float
+
+
+def set_determinism(seed: int, threads: int) -> None:
+    """Seed every RNG and fix threads, so the same run regenerates the same numbers."""
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    torch.set_num_threads(threads)
+    torch.use_deterministic_algorithms(True)
+    torch.backends.cudnn.benchmark = False
+
+
+def pick_device(preference: str = "auto") -> torch.device:
+    """CUDA when present and asked for ('auto' or 'cuda'), else CPU."""
+    if preference == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(preference)
+
+
+def next_item_loss(positions: Literal["all", "last"] = "all") -> LossFn:
+    """Cross-entropy over all items with the true next item, at every position or the last."""
+
+    def loss(model: torch.nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        hidden = model.hidden(inputs)
+        if positions == "last":
+            return F.cross_entropy(model.head(hidden[:, -1]), targets[:, -1])
+        mask = targets != 0
+        return F.cross_entropy(model.head(hidden[mask]), targets[mask])
+
+    return loss
+
+
+@torch.inference_mode()
+def evaluate(
+    model: torch.nn.Module,
+    sessions: Sessions,
+    mode: TargetMode = "last",
+    batch_size: int = 512,
+    max_len: int = 50,
+    device: torch.device | str = "cpu",
+) -> MetricAccumulator:
+    """Full-ranking metrics of ``model`` on ``sessions`` (inputs never include the targets)."""
+    model.eval()
+    inputs, targets = eval_examples(sessions, mode, max_len)
+    acc = MetricAccumulator()
+    for start in range(0, len(inputs), batch_size):
+        batch = inputs[start:start + batch_size].to(device)
+        scores = model.last_logits(batch).float()
+        acc.add(scores, targets[start:start + batch_size].to(device))
+    return acc
+
+
+def fit(
+    model: torch.nn.Module,
+    train: Sessions,
+    valid: Sessions,
+    cfg: TrainConfig,
+    seed: int,
+    loss_fn: LossFn | None = None,
+    progress: bool = True,
+) -> FitResult:
+    """Train with AdamW, evaluate on validation every epoch, stop early, keep the best state.
+
+    ``progress`` shows a tqdm bar per epoch; a one-line summary is printed after every epoch.
+    """
+    device = pick_device(cfg.device)
+    model.to(device)
+    loss_fn = loss_fn or next_item_loss(cfg.loss_positions)
+    optimiser = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    generator = torch.Generator().manual_seed(seed)
+    history: list[dict[str, float]] = []
+    best_score, best_epoch, best_state, since_best = -1.0, 0, copy.deepcopy(model.state_dict()), 0
+    n_batches = -(-len(train) // cfg.batch_size)
+    started = time.perf_counter()
+    for epoch in range(1, cfg.epochs + 1):
+        epoch_start = time.perf_counter()
+        model.train()
+        total, count = 0.0, 0
+        bar = tqdm(train_batches(train, cfg.batch_size, generator, cfg.max_len), total=n_batches,
+                   desc=f"epoch {epoch}", leave=False, disable=not progress)
+        for inputs, targets in bar:
+            optimiser.zero_grad(set_to_none=True)
+            loss = loss_fn(model, inputs.to(device), targets.to(device))
+            loss.backward()
+            optimiser.step()
+            total += loss.item()
+            count += 1
+            bar.set_postfix(loss=f"{total / count:.4f}")
+        train_seconds = time.perf_counter() - epoch_start
+        metrics = evaluate(model, valid, "last", cfg.eval_batch_size, cfg.max_len, device).result()
+        history.append({"epoch": epoch, "train_loss": total / max(count, 1),
+                        "epoch_seconds": train_seconds, **metrics})
+        print(f"epoch {epoch}: loss {total / max(count, 1):.4f}  valid {cfg.select_metric} "
+              f"{metrics[cfg.select_metric]:.4f}  ({train_seconds:.1f} s)", flush=True)
+        if metrics[cfg.select_metric] > best_score:
+            best_score, best_epoch, since_best = metrics[cfg.select_metric], epoch, 0
+            best_state = copy.deepcopy(model.state_dict())
+        else:
+            since_best += 1
+            if since_best >= cfg.patience:
+                break
+    model.load_state_dict(best_state)
+    return FitResult(history, best_epoch, best_state, time.perf_counter() - started)
+
+
+def count_parameters(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

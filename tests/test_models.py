@@ -1,0 +1,192 @@
+"""Tests for recpress_utils.models: causality, padding, learning, the KG path and the interface."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from recpress_utils.models import MODELS, MixedAttention, SequentialRecommender, build_model
+from recpress_utils.sequences import left_pad
+
+N_ITEMS = 31  # items 1..30 plus padding
+N_PROJECTIONS = 2
+TINY = {
+    "baseline": {"emb_dim": 16, "lstm_dim": 16, "mlp_hidden": 16},
+    "mixed_attention": {"n_projections": N_PROJECTIONS, "emb_dim": 16, "qkv_dim": 16,
+                        "n_heads": 2, "max_len": 12, "mlp_hidden": 16},
+    "student": {"emb_dim": 16, "qkv_dim": 16, "n_filters": 16, "max_len": 12, "proj_dim": 16},
+}
+
+
+def random_tables(seed: int, n_projections: int = N_PROJECTIONS, m: int = 4) -> dict:
+    """Neighbour tables in kg.py's layout; some items have no neighbours, some fewer than m."""
+    g = torch.Generator().manual_seed(seed)
+    index = torch.randint(1, N_ITEMS, (n_projections, N_ITEMS, m), generator=g)
+    counts = torch.randint(0, m + 1, (n_projections, N_ITEMS, 1), generator=g)
+    index = index * (torch.arange(m) < counts)
+    index[:, 0] = 0
+    weight = torch.rand(n_projections, N_ITEMS, m, generator=g) * 3 * (index != 0)
+    return {"properties": [f"p{i}" for i in range(n_projections)], "index": index,
+            "weight": weight}
+
+
+def tiny_model(name: str, seed: int = 0) -> SequentialRecommender:
+    torch.manual_seed(seed)
+    model = build_model(name, N_ITEMS, **TINY[name])
+    if isinstance(model, MixedAttention):
+        model.set_neighbor_tables(random_tables(seed))
+    return model.eval()
+
+
+@pytest.fixture
+def deterministic():
+    previous = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(True)
+    yield
+    torch.use_deterministic_algorithms(previous)
+
+
+def sessions(seed: int, n: int, length: int) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return [rng.integers(1, N_ITEMS, size=length) for _ in range(n)]
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_causal(name: str, deterministic) -> None:
+    model = tiny_model(name)
+    rng = np.random.default_rng(1)
+    items = left_pad([rng.integers(1, N_ITEMS, size=n) for n in (8, 5, 3, 8)], 8)
+    with torch.no_grad():
+        base = model(items)
+        for t in range(items.shape[1] - 1):
+            changed = items.clone()
+            future = changed[:, t + 1:]
+            changed[:, t + 1:] = torch.where(future != 0, future % (N_ITEMS - 1) + 1, future)
+            assert not torch.equal(changed, items)
+            torch.testing.assert_close(model(changed)[:, :t + 1], base[:, :t + 1],
+                                       atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_left_padding_does_not_change_real_positions(name: str, deterministic) -> None:
+    model = tiny_model(name)
+    rows = sessions(2, 3, 5)
+    with torch.no_grad():
+        reference = model(left_pad(rows, 5))
+        for length in (7, 12):
+            logits = model(left_pad(rows + [np.arange(1, length + 1)], length))
+            torch.testing.assert_close(logits[:3, -5:], reference, atol=1e-5, rtol=0)
+            assert torch.isinf(logits[..., 0]).all() and (logits[..., 0] < 0).all()
+            assert torch.isfinite(logits[..., 1:]).all()  # padded query rows too
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_overfits_a_tiny_set(name: str) -> None:
+    model = tiny_model(name).train()
+    rows = sessions(3, 8, 6)
+    inputs, targets = left_pad([s[:-1] for s in rows]), left_pad([s[1:] for s in rows])
+    mask = targets != 0
+    optimiser = torch.optim.AdamW(model.parameters(), lr=1e-2)
+
+    def loss() -> torch.Tensor:
+        return F.cross_entropy(model.head(model.hidden(inputs)[mask]), targets[mask])
+
+    start = loss().item()
+    for _ in range(300):
+        optimiser.zero_grad()
+        value = loss()
+        value.backward()
+        optimiser.step()
+    model.eval()
+    with torch.no_grad():
+        final = loss().item()
+    assert final < 0.3 * start, (start, final)
+
+
+def test_kg_tables_enter_the_teacher() -> None:
+    model = tiny_model("mixed_attention")
+    items = left_pad(sessions(4, 4, 6), 8)
+    with torch.no_grad():
+        with_tables = model(items)
+        model.set_neighbor_tables(random_tables(seed=99))
+        assert not torch.allclose(model(items), with_tables)
+        empty = random_tables(0)
+        model.set_neighbor_tables({"index": torch.zeros_like(empty["index"]),
+                                   "weight": torch.zeros_like(empty["weight"])})
+        assert torch.isfinite(model(items)[..., 1:]).all()
+
+
+def test_teacher_without_projections_and_gradients_through_empty_neighbours() -> None:
+    no_kg = build_model("mixed_attention", N_ITEMS, **{**TINY["mixed_attention"],
+                                                        "n_projections": 0})
+    items = left_pad(sessions(5, 2, 4), 6)
+    assert torch.isfinite(no_kg(items)[..., 1:]).all()
+    teacher = tiny_model("mixed_attention").train()
+    teacher(items)[..., 1:].sum().backward()
+    assert all(torch.isfinite(p.grad).all() for p in teacher.parameters() if p.grad is not None)
+
+
+def test_teacher_tables_are_saved_and_reloaded() -> None:
+    model = tiny_model("mixed_attention")
+    fresh = build_model("mixed_attention", N_ITEMS, **TINY["mixed_attention"]).eval()
+    fresh.load_state_dict(model.state_dict())
+    items = left_pad(sessions(6, 3, 5))
+    torch.testing.assert_close(fresh(items), model(items))
+    index, weight = fresh.neighbors_for(torch.tensor([[1, 2]]))
+    assert index.shape == weight.shape == (1, 2, N_PROJECTIONS, 4)
+
+
+def test_teacher_rejects_mismatched_tables() -> None:
+    model = tiny_model("mixed_attention")
+    with pytest.raises(ValueError, match="shape"):
+        model.set_neighbor_tables(random_tables(0, n_projections=3))
+    bad = random_tables(0)
+    bad["index"][0, 1, 0] = N_ITEMS
+    with pytest.raises(ValueError, match="indices"):
+        model.set_neighbor_tables(bad)
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_init_item_embeddings(name: str) -> None:
+    model = tiny_model(name)
+    vectors = torch.randn(N_ITEMS, model.emb_dim)
+    model.init_item_embeddings(vectors)
+    assert torch.equal(model.item_emb.weight[1:], vectors[1:])
+    assert not model.item_emb.weight[0].any()
+    with pytest.raises(ValueError, match=r"\(31, 16\)"):
+        model.init_item_embeddings(torch.randn(N_ITEMS - 1, model.emb_dim))
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_recommend(name: str) -> None:
+    model = tiny_model(name).train()
+    with torch.no_grad():
+        model.output[-1].bias[0] = 1e6  # padding would win if it were not excluded
+    items = left_pad(sessions(7, 5, 4), 6)
+    ids, scores = model.recommend(items, k=N_ITEMS - 1)
+    assert ids.shape == scores.shape == (5, N_ITEMS - 1)
+    assert (ids != 0).all() and (ids < N_ITEMS).all()
+    assert (scores[:, :-1] >= scores[:, 1:]).all()
+    assert model.training  # the caller's mode is restored
+    with pytest.raises(ValueError, match="k must be"):
+        model.recommend(items, k=N_ITEMS)
+
+
+def test_build_model_rejects_typos() -> None:
+    with pytest.raises(ValueError, match="baseline, mixed_attention"):
+        build_model("sasrec", N_ITEMS)
+    with pytest.raises(ValueError, match="emb_size"):
+        build_model("baseline", N_ITEMS, emb_size=32)
+    assert isinstance(build_model("mixed_attention", N_ITEMS, n_heads=2), MixedAttention)
+
+
+def test_teacher_projects_all_items_only_as_a_shortcut():
+    """Projecting every item once and gathering gives the same KG attention as per-lookup projection."""
+    torch.manual_seed(0)
+    model = tiny_model("mixed_attention").eval()
+    few = torch.tensor([1, 2])  # 2 x M lookups < n_items: per-lookup path
+    many = torch.arange(1, N_ITEMS)  # (N-1) x M lookups > n_items: project-all path
+    with torch.no_grad():
+        assert torch.allclose(model._kg_attention(few), model._kg_attention(many)[:2], atol=1e-6)

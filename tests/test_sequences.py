@@ -1,0 +1,51 @@
+"""Padding and targets: the contract every model and metric relies on."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from recpress_utils.sequences import Sessions, eval_examples, left_pad, train_batches
+
+
+def _sessions(*seqs):
+    return Sessions([np.array(s) for s in seqs], [np.zeros(len(s), np.int8) for s in seqs])
+
+
+def test_left_pad_right_aligns_and_truncates_oldest():
+    out = left_pad([np.array([1, 2, 3]), np.array([4])])
+    assert out.tolist() == [[1, 2, 3], [0, 0, 4]]
+    assert left_pad([np.array([1, 2, 3, 4])], 2).tolist() == [[3, 4]]
+
+
+def test_eval_last_never_shows_the_target():
+    inputs, targets = eval_examples(_sessions([5, 6, 7], [8, 9]), "last")
+    assert targets.tolist() == [7, 9]
+    assert inputs.tolist() == [[5, 6], [0, 8]]
+
+
+def test_eval_rest_cuts_in_half():
+    inputs, targets = eval_examples(_sessions([1, 2, 3, 4, 5], [6, 7]), "rest")
+    assert inputs.tolist() == [[1, 2], [0, 6]]
+    assert targets.tolist() == [[3, 4, 5], [0, 0, 7]]
+
+
+def test_train_batches_shift_by_one_and_cover_every_session_once():
+    sess = _sessions([1, 2, 3], [4, 5], [6, 7, 8, 9])
+    batches = list(train_batches(sess, 2, torch.Generator().manual_seed(0)))
+    seen = []
+    for inputs, targets in batches:
+        assert inputs.shape == targets.shape
+        for x, y in zip(inputs.tolist(), targets.tolist()):
+            real = [(a, b) for a, b in zip(x, y) if b]
+            seen.append(tuple(b for _, b in real))
+            assert all(a != 0 for a, _ in real)
+    assert sorted(seen) == sorted([(2, 3), (5,), (7, 8, 9)])
+
+
+def test_train_batches_are_seeded():
+    sess = _sessions(*[[i, i + 1] for i in range(1, 40)])
+    a = [x.tolist() for x, _ in train_batches(sess, 8, torch.Generator().manual_seed(3))]
+    b = [x.tolist() for x, _ in train_batches(sess, 8, torch.Generator().manual_seed(3))]
+    c = [x.tolist() for x, _ in train_batches(sess, 8, torch.Generator().manual_seed(4))]
+    assert a == b and a != c

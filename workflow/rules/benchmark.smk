@@ -1,0 +1,34 @@
+# Latency per 1,000 requests of the baseline, the teacher (tables and graph traversal) and the
+# student, measured in one run with every core, so the ratios compare like with like.
+
+
+rule latency:
+    input:
+        unpack(benchmark_inputs),
+    output:
+        latency=f"{OUT}/benchmark/latency.json",
+        notebook=f"{OUT}/notebooks/06_benchmark.ipynb",
+    params:
+        papermill=PAPERMILL,
+        nb=lambda wildcards, input: nb_params(
+            prepared_dir=f"{OUT}/prepared",
+            runs=BENCHMARK_RUNS,
+            teacher=BENCHMARK_NAMES["teacher"],
+            baseline=BENCHMARK_NAMES["baseline"],
+            student=BENCHMARK_NAMES["student"],
+            neighbors_path=input.neighbors,
+            graph_path=input.graph,
+            out_path=f"{OUT}/benchmark/latency.json",
+            threads=config["benchmark"]["threads"],
+            repeats=config["benchmark"]["repeats"],
+            n_single=config["benchmark"]["n_single"],
+        ),
+    log:
+        f"{OUT}/logs/06_benchmark.log",
+    benchmark:
+        f"{OUT}/benchmarks/06_benchmark.tsv"
+    threads: config["benchmark"]["threads"]
+    conda:
+        "../../environment.yml"
+    shell:
+        "{params.papermill} {input.notebook} {output.notebook} -y {params.nb:q} 2> {log}"

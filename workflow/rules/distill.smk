@@ -1,0 +1,38 @@
+# The student distilled from the frozen best teacher, one run per temperature and seed (SPEC section 5).
+
+
+wildcard_constraints:
+    temperature="[0-9]+(\.[0-9]+)?",
+
+
+rule distill:
+    input:
+        unpack(distill_inputs),
+    output:
+        metrics=f"{OUT}/runs/student-T{{temperature}}_s{{seed}}/metrics.json",
+        checkpoint=f"{OUT}/runs/student-T{{temperature}}_s{{seed}}/model.pt",
+        notebook=f"{OUT}/notebooks/05_distill_T{{temperature}}_s{{seed}}.ipynb",
+    params:
+        papermill=PAPERMILL,
+        nb=lambda wildcards, input: nb_params(
+            temperature=float(wildcards.temperature),
+            hard_weight=config["distill"]["hard_weight"],
+            seed=int(wildcards.seed),
+            prepared_dir=f"{OUT}/prepared",
+            teacher_model=TEACHER_MODEL,
+            teacher_kwargs=config["models"].get(TEACHER_MODEL, {}),
+            teacher_checkpoint=input.teacher,
+            neighbors_path=input.get("neighbors", ""),
+            run_dir=f"{OUT}/runs/student-T{wildcards.temperature}_s{wildcards.seed}",
+            student_kwargs=config["models"].get("student", {}),
+            train=config["train"],
+        ),
+    log:
+        f"{OUT}/logs/05_distill_T{{temperature}}_s{{seed}}.log",
+    benchmark:
+        f"{OUT}/benchmarks/05_distill_T{{temperature}}_s{{seed}}.tsv"
+    threads: config["threads"]
+    conda:
+        "../../environment.yml"
+    shell:
+        "{params.papermill} {input.notebook} {output.notebook} -y {params.nb:q} 2> {log}"

@@ -1,0 +1,38 @@
+# The paper's models (and later the peers), one rule parameterized by model, Node2Vec switch and seed.
+
+
+wildcard_constraints:
+    model="[a-z0-9_]+",
+    n2v="(-n2v)?",
+    seed="[0-9]+",
+
+
+rule train_model:
+    input:
+        unpack(train_inputs),
+    output:
+        metrics=f"{OUT}/runs/{{model}}{{n2v}}_s{{seed}}/metrics.json",
+        checkpoint=f"{OUT}/runs/{{model}}{{n2v}}_s{{seed}}/model.pt",
+        notebook=f"{OUT}/notebooks/04_train_model_{{model}}{{n2v}}_s{{seed}}.ipynb",
+    params:
+        papermill=PAPERMILL,
+        nb=lambda wildcards, input: nb_params(
+            model=wildcards.model,
+            node2vec=bool(wildcards.n2v),
+            seed=int(wildcards.seed),
+            prepared_dir=f"{OUT}/prepared",
+            neighbors_path=input.get("neighbors", ""),
+            node2vec_path=input.get("embeddings", ""),
+            run_dir=f"{OUT}/runs/{wildcards.model}{wildcards.n2v}_s{wildcards.seed}",
+            model_kwargs=config["models"].get(wildcards.model, {}),
+            train=config["train"],
+        ),
+    log:
+        f"{OUT}/logs/04_train_model_{{model}}{{n2v}}_s{{seed}}.log",
+    benchmark:
+        f"{OUT}/benchmarks/04_train_model_{{model}}{{n2v}}_s{{seed}}.tsv"
+    threads: config["threads"]
+    conda:
+        "../../environment.yml"
+    shell:
+        "{params.papermill} {input.notebook} {output.notebook} -y {params.nb:q} 2> {log}"
