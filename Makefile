@@ -1,6 +1,7 @@
 # Two commands for a fresh machine (see README):
-#   make run    set up .venv, then run the pipeline on the embedded default dataset
-#   make test   set up .venv, then run the test suite
+#   make run    set up .venv, then run the whole pipeline on the embedded default dataset
+#   make test   set up .venv, run the default pipeline (reusing what `make run` computed),
+#               then the unit tests, the tiny pipeline, and nbval on the committed report
 PYTHON ?= python3
 VENV := .venv
 CORES ?= 2
@@ -20,5 +21,8 @@ $(VENV)/.installed: pyproject.toml
 run: setup
 	$(VENV)/bin/snakemake --cores $(CORES)
 
+# --omit-from publish_report keeps the committed reports/ untouched, so nbval compares its
+# stored outputs with a re-execution on the results computed here.
 test: setup
-	$(VENV)/bin/pytest -q tests
+	$(VENV)/bin/snakemake --cores $(CORES) --omit-from publish_report
+	$(VENV)/bin/pytest -q tests reports/report.ipynb --nbval --nbval-sanitize-with reports/sanitize.cfg

@@ -22,6 +22,7 @@ include: "workflow/rules/kg.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/distill.smk"
 include: "workflow/rules/benchmark.smk"
+include: "workflow/rules/report.smk"
 include: "workflow/rules/notebooks.smk"
 
 

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
@@ -50,6 +50,7 @@ from pecanpy import pecanpy as pecanpy_modes
 from recpress_utils.io import atomic_path, write_json
 from recpress_utils.kg import CO_OCCURRENCE, KnowledgeGraph
 from recpress_utils.sequences import n_items as count_items
+from recpress_utils.settings import Settings
 
 MODES: tuple[str, ...] = ("auto", "PreComp", "SparseOTF", "DenseOTF")
 DENSE_DENSITY = 0.2
@@ -58,8 +59,10 @@ PRECOMP_MAX_NODES = 10_000
 
 
 @dataclass(frozen=True)
-class Node2VecConfig:
+class Node2VecConfig(Settings):
     """Walk and skip-gram settings; ``dim`` must match the models' embedding size."""
+
+    KIND = "Node2Vec"
 
     dim: int = 64
     walk_length: int = 40
@@ -78,12 +81,6 @@ class Node2VecConfig:
         if self.p <= 0 or self.q <= 0:
             raise ValueError("p and q must be > 0")
 
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "Node2VecConfig":
-        unknown = sorted(set(d) - {f.name for f in fields(cls)})
-        if unknown:
-            raise ValueError(f"unknown Node2Vec setting(s): {', '.join(unknown)}")
-        return cls(**d)
 
 
 def walk_graph(kg: KnowledgeGraph) -> sp.csr_matrix:

@@ -29,7 +29,7 @@ from __future__ import annotations
 import gzip
 import json
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -42,6 +42,7 @@ import torch
 from recpress_utils.data.rees46 import EVENT_STRENGTH
 from recpress_utils.io import atomic_path, write_json
 from recpress_utils.sequences import Sessions, load_sessions
+from recpress_utils.settings import Settings
 
 #: Co-occurrence properties and the weakest action a step needs to count for them.
 CO_OCCURRENCE: dict[str, int] = {"co_view": EVENT_STRENGTH["view"], "co_cart": EVENT_STRENGTH["cart"]}
@@ -53,8 +54,10 @@ _META_PREFIX = "# meta "
 
 
 @dataclass(frozen=True)
-class KGConfig:
+class KGConfig(Settings):
     """Knowledge-graph settings; see the module docstring for what each does."""
+
+    KIND = "KG"
 
     min_cooccurrence: int = 2
     percentile: float = 25.0
@@ -75,12 +78,6 @@ class KGConfig:
         if self.top_m < 1:
             raise ValueError("top_m must be >= 1")
 
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "KGConfig":
-        unknown = sorted(set(d) - {f.name for f in fields(cls)})
-        if unknown:
-            raise ValueError(f"unknown KG setting(s): {', '.join(unknown)}")
-        return cls(**d)
 
 
 @dataclass

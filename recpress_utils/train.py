@@ -10,8 +10,8 @@ import copy
 import os
 import random
 import time
-from dataclasses import dataclass, fields
-from typing import Any, Callable, Literal
+from dataclasses import dataclass
+from typing import Callable, Literal
 
 import numpy as np
 import torch
@@ -20,14 +20,17 @@ from tqdm import tqdm
 
 from recpress_utils.metrics import MetricAccumulator
 from recpress_utils.sequences import Sessions, TargetMode, eval_examples, train_batches
+from recpress_utils.settings import Settings
 
 #: loss(model, inputs (B, L), targets (B, L) with 0 = no target) -> scalar tensor
 LossFn = Callable[[torch.nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 @dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(Settings):
     """Optimisation settings shared by all models."""
+
+    KIND = "training"
 
     epochs: int = 20
     batch_size: int = 256
@@ -46,12 +49,6 @@ class TrainConfig:
         if self.epochs < 1 or self.batch_size < 1 or self.patience < 1:
             raise ValueError("epochs, batch_size and patience must be >= 1")
 
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
-        unknown = sorted(set(d) - {f.name for f in fields(cls)})
-        if unknown:
-            raise ValueError(f"unknown training setting(s): {', '.join(unknown)}")
-        return cls(**d)
 
 
 @dataclass

@@ -57,6 +57,9 @@ def test_tiny_profile_runs_every_stage(tiny_run):
         assert 0 < m["test"]["NDCG@10"] <= 1, run
     latency = json.loads((tiny_run / "benchmark" / "latency.json").read_text())
     assert len(latency["models"]) == 4 and latency["floor"]["product_topk"]["median"] > 0
+    assert (tiny_run / "claims" / "relatedness.json").exists()
+    report = (tiny_run / "report" / "index.html").read_text()
+    assert "Tables 2-3" in report and "The claims" in report
     htmls = {p.stem for p in (tiny_run / "notebooks").glob("*.html")}
     assert {"02_build_kg", "03_node2vec", "06_benchmark", "05_distill_T1_s42",
             "04_train_model_mixed_attention-n2v_s42"} <= htmls

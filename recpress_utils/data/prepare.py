@@ -18,9 +18,9 @@ Items are re-indexed 1..N (0 is padding) by descending training support, then pr
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 import duckdb
 import numpy as np
@@ -28,13 +28,16 @@ import pyarrow as pa
 
 from recpress_utils.data.rees46 import read_events
 from recpress_utils.io import write_json, write_parquet
+from recpress_utils.settings import Settings
 
 SPLITS: tuple[str, ...] = ("train", "valid", "test")
 
 
 @dataclass(frozen=True)
-class PrepareConfig:
+class PrepareConfig(Settings):
     """Preprocessing settings; see the module docstring for what each does."""
+
+    KIND = "preprocessing"
 
     min_item_support: int = 5
     min_session_length: int = 2
@@ -52,13 +55,6 @@ class PrepareConfig:
         if not (0 < self.valid_frac < 1 and 0 < self.test_frac < 1 and self.valid_frac + self.test_frac < 1):
             raise ValueError("valid_frac and test_frac must be in (0, 1) and sum to less than 1")
 
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "PrepareConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"unknown preprocessing setting(s): {', '.join(unknown)}")
-        return cls(**d)
 
 
 def _connect(cfg: PrepareConfig, tmp_dir: Path) -> duckdb.DuckDBPyConnection:

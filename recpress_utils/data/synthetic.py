@@ -36,6 +36,7 @@ from tqdm import tqdm
 
 from recpress_utils.data.rees46 import REES46_COLUMNS
 from recpress_utils.io import atomic_path
+from recpress_utils.settings import Settings
 
 EVENT_TYPES: tuple[str, ...] = ("view", "cart", "purchase", "remove_from_cart")
 
@@ -67,8 +68,10 @@ _SYLLABLES: tuple[str, ...] = tuple(c + v for c in "bdfgklmnprstvz" for v in "ae
 
 
 @dataclass(frozen=True)
-class SyntheticConfig:
+class SyntheticConfig(Settings):
     """Generator knobs. Defaults give a small dataset (~190k events) shaped like REES46."""
+
+    KIND = "synthetic data"
 
     # size and time window
     n_items: int = 3000
@@ -130,13 +133,6 @@ class SyntheticConfig:
             raise ValueError("session_length_median and gap_median_seconds must be > 0")
         np.datetime64(self.start, "s")  # raises ValueError on a malformed date
 
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "SyntheticConfig":
-        """Build from a plain mapping (config file, CLI), refusing misspelt knobs."""
-        unknown = sorted(set(d) - {f.name for f in fields(cls)})
-        if unknown:
-            raise ValueError(f"unknown synthetic data setting(s): {', '.join(unknown)}")
-        return cls(**d)
 
 
 class _GroupSampler:

@@ -7,6 +7,7 @@ import sys
 PY = sys.executable  # the interpreter running Snakemake: works without an activated venv
 DATASET = config["dataset"]
 OUT = f"{config['results_dir']}/{DATASET}"
+DEFAULT_OUT = "results/synthetic"
 PAPERMILL = f"{PY} -m papermill -k python3 --no-progress-bar --log-output"
 
 
@@ -48,6 +49,11 @@ BENCHMARK_RUNS = {
     BENCHMARK_NAMES["student"]: f"{OUT}/runs/student-T{config['benchmark']['student_temperature']:g}_s{_SEED0}",
 }
 
+#: Runs whose top items after a seed item are checked for relatedness (claim C6).
+RELATEDNESS_RUNS = PAPER_RUNS + [
+    f"student-T{config['benchmark']['student_temperature']:g}_s{seed}" for seed in config["seeds"]
+]
+
 
 def final_outputs():
     """What `snakemake` builds by default: every stage's outputs and rendered notebook."""
@@ -55,7 +61,9 @@ def final_outputs():
     stages += [f"04_train_model_{run}" for run in PAPER_RUNS + STUDENT_RUNS if "-T" not in run]
     stages += [f"05_distill_{run.removeprefix('student-')}" for run in STUDENT_RUNS if "-T" in run]
     stages += ["06_benchmark"]
-    return [
+    outputs = [
+        f"{OUT}/report/index.html",
+        f"{OUT}/claims/relatedness.json",
         f"{OUT}/benchmark/latency.json",
         f"{OUT}/prepared/stats.json",
         f"{OUT}/kg/kg_stats.json",
@@ -63,6 +71,9 @@ def final_outputs():
         *[f"{OUT}/runs/{run}/metrics.json" for run in PAPER_RUNS + STUDENT_RUNS],
         *[f"{OUT}/notebooks/{stage}.html" for stage in stages],
     ]
+    if OUT == DEFAULT_OUT:  # the committed report describes the default run only
+        outputs += ["reports/report.ipynb", "reports/index.html"]
+    return outputs
 
 
 def train_inputs(wildcards):
@@ -115,4 +126,12 @@ def benchmark_inputs(wildcards):
     }
     for name, run_dir in BENCHMARK_RUNS.items():
         inputs[name] = f"{run_dir}/model.pt"
+    return inputs
+
+
+def relatedness_inputs(wildcards):
+    """Every checked run's checkpoint, plus the KG."""
+    inputs = {"graph": f"{OUT}/kg/graph.tsv.gz", "neighbors": f"{OUT}/kg/neighbors.pt"}
+    for run in RELATEDNESS_RUNS:
+        inputs[run] = f"{OUT}/runs/{run}/model.pt"
     return inputs

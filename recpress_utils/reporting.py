@@ -1,0 +1,521 @@
+"""The report's numbers: run files in, tables and claim verdicts out (pure functions, no training).
+
+Everything here reads what the pipeline wrote under ``results/<dataset>/``: one
+``runs/<run>/metrics.json`` per trained model and seed, ``benchmark/latency.json`` and
+``claims/relatedness.json``. A run folder is ``<group>_s<seed>``; the *group* (e.g.
+``mixed_attention-n2v``, ``student-T1``) is the model setting, repeated over seeds.
+
+Our numbers are means over seeds with a 95 % Student-t interval (:func:`mean_ci`). When two
+groups share seeds (same split, same seed), a comparison uses the **paired** per-seed differences
+(or ratios) and the t-interval of those. "CI > 0" means the interval's lower bound is above 0.
+
+Claim verdicts (SPEC section 8). Each is "reproduced", "not reproduced" or "inconclusive".
+Any claim decided from seeds is "inconclusive" with fewer than two seeds (the evidence says
+"one seed"), and "inconclusive" when a run group or file it needs is missing.
+
+- **C1** Mixed Attention beats the LSTM baseline on every metric, with and without Node2Vec.
+  Paired differences ``mixed_attention - baseline`` and ``mixed_attention-n2v - baseline-n2v``
+  on MAP@1/10/100 and NDCG@1/10/100 (12 intervals). Not reproduced if any interval lies
+  entirely below 0; reproduced if every interval lies entirely above 0; inconclusive otherwise.
+- **C2** Node2Vec helps the KG model but not the LSTM, on MAP@10 and NDCG@10. Part A, paired
+  ``mixed_attention-n2v - mixed_attention``: holds if both intervals are > 0, contradicted if
+  either lies entirely <= 0. Part B, paired ``baseline-n2v - baseline``: contradicted if either
+  interval lies entirely > 0, holds otherwise (it includes 0 or is below it). Not reproduced if
+  either part is contradicted; reproduced if both hold; inconclusive otherwise.
+- **C3** The best student is at T = 1; T = 2 and T = 5 are far worse (test NDCG@10, distilled
+  students ``student-T<T>``). Paired differences ``other T - T1``. Not reproduced if any other T
+  has an interval entirely > 0 (significantly better than T = 1) or T = 2 or T = 5 has an
+  interval entirely >= 0 (not below T = 1); reproduced if T = 1 has the highest mean and the
+  intervals for T = 2 and T = 5 lie entirely below 0; inconclusive otherwise.
+- **C4** The best student is close to its teacher (paper: MAP@10 98 % of it). Best student =
+  highest mean test MAP@10 among the distilled students; per seed the ratio student MAP@10 /
+  teacher (``mixed_attention-n2v``) MAP@10. Reproduced if the interval's lower bound is >= 0.95;
+  not reproduced if its upper bound is < 0.95; inconclusive otherwise.
+- **C5** The student is the fastest, 14x faster than the teacher and 5x than the LSTM. From one
+  benchmark run (``latency.json``): batched seconds per 1,000 requests, the median of the
+  repeated timings, with [min, max] of the repetitions as its interval; not seed-based. Speed-up
+  = other median / student median. Compared: Baseline, the teacher with neighbour tables,
+  the student (the graph-traversal teacher is reported as extra evidence only). Not reproduced if
+  the baseline or the teacher is faster with non-overlapping intervals, or if either speed-up is
+  below half the paper's (< 7x vs the teacher, < 2.5x vs the baseline); reproduced if the student
+  is fastest with non-overlapping intervals and both speed-ups reach half the paper's;
+  inconclusive otherwise.
+- **C6** The KG-aware models' top items after a seed item are related to it. Per KG-aware group
+  (``mixed_attention``, ``mixed_attention-n2v``), the interval over seeds of the share of top-5
+  recommendations that are knowledge-graph neighbours of the seed item. Reproduced if every
+  group's lower bound exceeds both the random-item and the most-popular-item shares; not
+  reproduced if any group's upper bound is below the most-popular share; inconclusive otherwise
+  (the LSTM baseline's share is context only).
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import platform
+import re
+import subprocess
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import numpy as np
+import pandas as pd
+import yaml
+from scipy import stats
+
+from recpress_utils.io import read_json
+from recpress_utils.paper import paper_numbers
+from recpress_utils.paths import REPO_ROOT, repo_path
+
+#: Test metrics in display order (``metrics.json`` ``test`` and ``test_rest``).
+METRICS = ("MAP@1", "MAP@10", "MAP@100", "NDCG@1", "NDCG@10", "NDCG@100", "HR@1", "HR@10", "HR@100", "MRR")
+#: The metrics of the paper's Tables 2-5.
+PAPER_METRICS = ("MAP@1", "MAP@10", "MAP@100", "NDCG@1", "NDCG@10", "NDCG@100")
+#: Run groups of the paper's four models and their names in the paper.
+PAPER_GROUPS = {
+    "baseline": "Baseline",
+    "baseline-n2v": "Baseline + Node2Vec",
+    "mixed_attention": "Mixed Attention",
+    "mixed_attention-n2v": "Mixed Attention + Node2Vec",
+}
+CONFIDENCE = 0.95
+BEYOND = "beyond the paper"
+CLAIMS = {
+    "C1": "Mixed Attention beats the LSTM baseline on every metric.",
+    "C2": "Node2Vec initialisation helps the KG model but not the LSTM.",
+    "C3": "The best student is at T = 1; T = 2 and 5 are far worse.",
+    "C4": "The best student is close to its teacher (MAP@10 98 % of it).",
+    "C5": "The student is the fastest: 14x faster than the teacher, 5x than the LSTM.",
+    "C6": "The KG-aware models' top items after a seed item are related to it.",
+}
+_RUN = re.compile(r"^(?P<group>.+)_s(?P<seed>\d+)$")
+_STUDENT = re.compile(r"^student-T(?P<t>\d+(?:\.\d+)?)$")
+
+
+# --------------------------------------------------------------------------- runs and tables
+def _runs_dir(results_dir: str | Path) -> Path:
+    """Accept a dataset's results folder (holding ``runs/``) or the ``runs/`` folder itself."""
+    path = repo_path(results_dir)
+    return path / "runs" if (path / "runs").is_dir() else path
+
+
+def load_runs(results_dir: str | Path) -> pd.DataFrame:
+    """One row per run folder: settings, test metrics (``rest:`` prefix for target ``rest``), times.
+
+    ``path`` is the run folder, so :func:`curves` can read the per-epoch history without the
+    table carrying it.
+    """
+    runs_dir = _runs_dir(results_dir)
+    files = sorted(runs_dir.glob("*/metrics.json"))
+    if not files:
+        raise FileNotFoundError(f"no run found: no <run>/metrics.json under {runs_dir}")
+    rows = []
+    for file in files:
+        m = read_json(file)
+        name = file.parent.name
+        match = _RUN.match(name)
+        rows.append({
+            "run": name,
+            "group": match["group"] if match else name,
+            "model": m["model"],
+            "display_name": m.get("display_name", m["model"]),
+            "node2vec": bool(m.get("node2vec", False)),
+            "seed": int(m["seed"]),
+            "temperature": float(m["temperature"]) if m.get("temperature") is not None else np.nan,
+            **{k: m["test"].get(k, np.nan) for k in METRICS},
+            **{f"rest:{k}": m.get("test_rest", {}).get(k, np.nan) for k in METRICS},
+            **{k: m.get(k, np.nan) for k in
+               ("best_epoch", "epochs_run", "seconds_per_epoch", "train_seconds", "n_parameters")},
+            "path": str(file.parent),
+        })
+    return pd.DataFrame(rows)
+
+
+def mean_ci(values: Iterable[float], confidence: float = CONFIDENCE) -> tuple[float, float, float]:
+    """Mean and Student-t interval over seeds, NaN values dropped.
+
+    With one value the interval is degenerate (low = high = mean): that is no evidence of
+    spread, which is why every table shows n. With no value all three are NaN.
+    """
+    x = np.asarray(list(values), dtype=float)
+    x = x[~np.isnan(x)]
+    if x.size == 0:
+        return np.nan, np.nan, np.nan
+    mean = float(x.mean())
+    if x.size == 1:
+        return mean, mean, mean
+    half = float(stats.t.ppf((1 + confidence) / 2, x.size - 1) * x.std(ddof=1) / np.sqrt(x.size))
+    return mean, mean - half, mean + half
+
+
+def aggregate(runs: pd.DataFrame, metrics: Iterable[str], by: str = "group",
+              confidence: float = CONFIDENCE) -> pd.DataFrame:
+    """Mean, CI low, CI high and n per group; columns (metric, stat) so a plot can pick any."""
+    metrics = list(metrics)
+    out = {}
+    for key, frame in runs.groupby(by, sort=True):
+        row = {}
+        for metric in metrics:
+            mean, low, high = mean_ci(frame[metric], confidence)
+            row.update({(metric, "mean"): mean, (metric, "low"): low, (metric, "high"): high,
+                        (metric, "n"): int(frame[metric].notna().sum())})
+        out[key] = row
+    agg = pd.DataFrame.from_dict(out, orient="index")
+    agg.columns = pd.MultiIndex.from_tuples(agg.columns, names=["metric", "stat"])
+    agg.index.name = by
+    return agg
+
+
+def format_mean_ci(agg: pd.DataFrame, digits: int = 4) -> pd.DataFrame:
+    """``mean ± half-width`` strings of an :func:`aggregate` frame, plus its n (seeds) per row.
+
+    With fewer than two seeds only the mean is shown: a "± 0" would pass for no spread.
+    """
+    metrics = list(dict.fromkeys(agg.columns.get_level_values("metric")))
+    out = pd.DataFrame(index=agg.index)
+    for metric in metrics:
+        half = (agg[(metric, "high")] - agg[(metric, "low")]) / 2
+        out[metric] = [f"{m:.{digits}f} ± {h:.{digits}f}" if n > 1 else f"{m:.{digits}f}"
+                       for m, h, n in zip(agg[(metric, "mean")], half, agg[(metric, "n")])]
+    ns = agg.xs("n", axis=1, level="stat")
+    out["n"] = [str(int(r.iloc[0])) if r.nunique() == 1 else f"{int(r.min())}-{int(r.max())}"
+                for _, r in ns.iterrows()]
+    return out
+
+
+def _table_rows(runs: pd.DataFrame, which: str) -> list[tuple[str, str, dict[str, float] | None]]:
+    """(row label, group, paper values or None) in display order for one pair of paper tables."""
+    paper = paper_numbers()[which]
+    groups = list(dict.fromkeys(runs["group"]))
+    if which == "tables_2_3":
+        rows = [(name, group, paper[name]) for group, name in PAPER_GROUPS.items()]
+        extra = [g for g in groups if g not in PAPER_GROUPS and not g.startswith("student")]
+    elif which == "tables_4_5":
+        rows = [(t, f"student-T{t}", paper[t]) for t in paper]
+        extra = sorted((g for g in groups if g.startswith("student") and g not in {r[1] for r in rows}),
+                       key=lambda g: (g != "student", g))
+    else:
+        raise ValueError(f"which must be 'tables_2_3' or 'tables_4_5', not {which!r}")
+    label = runs.groupby("group")["display_name"].first()
+    return rows + [(label[g], g, None) for g in extra]
+
+
+def paper_table(runs: pd.DataFrame, which: str, digits: int = 4, target: str = "last") -> pd.DataFrame:
+    """The paper's Tables 2-3 (``tables_2_3``) or 4-5 (``tables_4_5``) beside ours.
+
+    Per metric: paper value, our mean over seeds, our 95 % CI and ours - paper; n = seeds.
+    A paper model we have no run of keeps its row (ours NaN, n = 0). Runs the paper has no
+    row for (the hard-label student, extra baselines) are added with paper NaN and the note
+    "beyond the paper". ``target="rest"`` compares our ``rest:`` metrics instead (the paper's
+    task is ``last``). Rounded to ``digits`` so re-executed notebooks print the same text.
+    """
+    prefix = {"last": "", "rest": "rest:"}[target]
+    records = {}
+    for label, group, paper in _table_rows(runs, which):
+        frame = runs[runs["group"] == group]
+        row: dict[tuple[str, str], Any] = {}
+        for metric in PAPER_METRICS:
+            mean, low, high = mean_ci(frame[prefix + metric])
+            ref = paper[metric] if paper else np.nan
+            row.update({(metric, "paper"): ref, (metric, "ours"): mean, (metric, "CI low"): low,
+                        (metric, "CI high"): high, (metric, "ours - paper"): mean - ref})
+        row[("n", "")] = len(frame)
+        row[("note", "")] = "" if paper else BEYOND
+        records[label] = row
+    table = pd.DataFrame.from_dict(records, orient="index")
+    table.columns = pd.MultiIndex.from_tuples(table.columns)
+    table.index.name = "T" if which == "tables_4_5" else "model"
+    return table.round(digits)
+
+
+def curves(runs: pd.DataFrame | str | Path, groups: Iterable[str], metric: str) -> pd.DataFrame:
+    """Validation ``metric`` per epoch (paper Figures 4-7): index epoch, one column per group.
+
+    Each value is the mean over the seeds that reached that epoch (early stopping ends runs at
+    different epochs). How many seeds that was is in ``result.attrs["n"]`` (same shape).
+    """
+    if not isinstance(runs, pd.DataFrame):
+        runs = load_runs(runs)
+    means, counts = {}, {}
+    for group in groups:
+        points = [(h["epoch"], h[metric]) for path in runs.loc[runs["group"] == group, "path"]
+                  for h in read_json(Path(path) / "metrics.json")["history"]]
+        per_epoch = pd.DataFrame(points, columns=["epoch", metric]).groupby("epoch")[metric]
+        means[group], counts[group] = per_epoch.mean(), per_epoch.count()
+    out = pd.DataFrame(means)
+    out.index.name = "epoch"
+    out.attrs["n"] = pd.DataFrame(counts).reindex(out.index).fillna(0).astype(int)
+    return out
+
+
+# --------------------------------------------------------------------------- claims
+def _verdict(claim: str, verdict: str, evidence: str) -> dict[str, str]:
+    return {"claim": claim, "statement": CLAIMS[claim], "verdict": verdict, "evidence": evidence}
+
+
+def _missing(runs: pd.DataFrame, groups: Iterable[str]) -> list[str]:
+    present = set(runs["group"])
+    return [g for g in groups if g not in present]
+
+
+def _by_seed(runs: pd.DataFrame, group: str, metric: str) -> pd.Series:
+    return runs.loc[runs["group"] == group].set_index("seed")[metric]
+
+
+def paired(runs: pd.DataFrame, a: str, b: str, metric: str, ratio: bool = False) -> np.ndarray:
+    """Per-seed ``a - b`` (or ``a / b``) over the seeds both groups have, in seed order."""
+    both = pd.concat([_by_seed(runs, a, metric), _by_seed(runs, b, metric)], axis=1, join="inner").dropna()
+    both = both.sort_index()
+    x, y = both.iloc[:, 0].to_numpy(), both.iloc[:, 1].to_numpy()
+    return x / y if ratio else x - y
+
+
+def _ci_text(ci: tuple[float, float, float], fmt: str = "+.4f") -> str:
+    return f"{ci[0]:{fmt}} [{ci[1]:{fmt}}, {ci[2]:{fmt}}]"
+
+
+def _seed_note(n: int, what: str) -> str:
+    return "no seed shared by " + what if n == 0 else "one seed, so no confidence interval"
+
+
+def claim_c1(runs: pd.DataFrame) -> dict[str, str]:
+    """C1: Mixed Attention minus the LSTM baseline, paired by seed, on all six paper metrics."""
+    pairs = {"without Node2Vec": ("mixed_attention", "baseline"),
+             "with Node2Vec": ("mixed_attention-n2v", "baseline-n2v")}
+    if missing := _missing(runs, PAPER_GROUPS):
+        return _verdict("C1", "inconclusive", f"no runs of {', '.join(missing)}.")
+    diffs = {(label, m): paired(runs, a, b, m) for label, (a, b) in pairs.items() for m in PAPER_METRICS}
+    n = min(len(d) for d in diffs.values())
+    if n < 2:
+        means = {k: float(d.mean()) if len(d) else np.nan for k, d in diffs.items()}
+        lo, hi = min(means, key=means.get), max(means, key=means.get)
+        return _verdict("C1", "inconclusive",
+                        f"{_seed_note(n, 'the models')}: Mixed Attention - LSTM differences range from "
+                        f"{means[lo]:+.4f} ({lo[1]}, {lo[0]}) to {means[hi]:+.4f} ({hi[1]}, {hi[0]}).")
+    cis = {k: mean_ci(d) for k, d in diffs.items()}
+    above = sum(ci[1] > 0 for ci in cis.values())
+    below = sum(ci[2] < 0 for ci in cis.values())
+    worst = min(cis, key=lambda k: cis[k][1])
+    verdict = "not reproduced" if below else "reproduced" if above == len(cis) else "inconclusive"
+    return _verdict("C1", verdict,
+                    f"Mixed Attention - LSTM, paired over {n} seeds: {above}/{len(cis)} intervals > 0, "
+                    f"{below} < 0; lowest bound {worst[1]} ({worst[0]}) {_ci_text(cis[worst])}.")
+
+
+def claim_c2(runs: pd.DataFrame) -> dict[str, str]:
+    """C2: Node2Vec minus random initialisation, paired by seed, for the KG model and the LSTM."""
+    if missing := _missing(runs, PAPER_GROUPS):
+        return _verdict("C2", "inconclusive", f"no runs of {', '.join(missing)}.")
+    metrics = ("NDCG@10", "MAP@10")
+    kg = {m: paired(runs, "mixed_attention-n2v", "mixed_attention", m) for m in metrics}
+    lstm = {m: paired(runs, "baseline-n2v", "baseline", m) for m in metrics}
+    n = min(len(d) for d in [*kg.values(), *lstm.values()])
+    if n < 2:
+        text = lambda ds: ", ".join(f"{m} {d.mean():+.4f}" if len(d) else f"{m} n/a" for m, d in ds.items())
+        return _verdict("C2", "inconclusive", f"{_seed_note(n, 'the models')}: Node2Vec - random, "
+                                              f"KG model {text(kg)}; LSTM {text(lstm)}.")
+    kg_ci = {m: mean_ci(d) for m, d in kg.items()}
+    lstm_ci = {m: mean_ci(d) for m, d in lstm.items()}
+    a_holds = all(ci[1] > 0 for ci in kg_ci.values())
+    a_contradicted = any(ci[2] <= 0 for ci in kg_ci.values())
+    b_contradicted = any(ci[1] > 0 for ci in lstm_ci.values())
+    if a_contradicted or b_contradicted:
+        verdict = "not reproduced"
+    else:
+        verdict = "reproduced" if a_holds else "inconclusive"
+    text = lambda cis: ", ".join(f"{m} {_ci_text(ci)}" for m, ci in cis.items())
+    return _verdict("C2", verdict, f"Node2Vec - random, paired over {n} seeds: KG model {text(kg_ci)}; "
+                                   f"LSTM {text(lstm_ci)}.")
+
+
+def _students(runs: pd.DataFrame) -> dict[str, str]:
+    """Distilled student groups by temperature label (``"0.5"`` -> ``"student-T0.5"``), by T."""
+    found = {m["t"]: g for g in set(runs["group"]) if (m := _STUDENT.match(g))}
+    return dict(sorted(found.items(), key=lambda kv: float(kv[0])))
+
+
+def claim_c3(runs: pd.DataFrame) -> dict[str, str]:
+    """C3: the temperature sweep on test NDCG@10, every T paired with T = 1 by seed."""
+    metric = "NDCG@10"
+    students = _students(runs)
+    if missing := [f"student-T{t}" for t in ("1", "2", "5") if t not in students]:
+        return _verdict("C3", "inconclusive", f"no runs of {', '.join(missing)}.")
+    means = {t: float(_by_seed(runs, g, metric).mean()) for t, g in students.items()}
+    best = max(means, key=means.get)
+    listed = ", ".join(f"T={t} {v:.4f}" for t, v in means.items())
+    diffs = {t: paired(runs, g, students["1"], metric) for t, g in students.items() if t != "1"}
+    n = min(len(d) for d in diffs.values())
+    if n < 2:
+        return _verdict("C3", "inconclusive",
+                        f"{_seed_note(n, 'the students')}: best T = {best} by mean {metric} ({listed}).")
+    cis = {t: mean_ci(d) for t, d in diffs.items()}
+    better = [t for t, ci in cis.items() if ci[1] > 0]
+    not_below = [t for t in ("2", "5") if cis[t][1] >= 0]
+    if better or not_below:
+        verdict = "not reproduced"
+    elif best == "1" and all(cis[t][2] < 0 for t in ("2", "5")):
+        verdict = "reproduced"
+    else:
+        verdict = "inconclusive"
+    versus = ", ".join(f"T={t} - T=1 {_ci_text(ci)}" for t, ci in cis.items())
+    return _verdict("C3", verdict, f"best T = {best} by mean {metric} ({listed}); paired over {n} seeds: {versus}.")
+
+
+def claim_c4(runs: pd.DataFrame, teacher: str = "mixed_attention-n2v") -> dict[str, str]:
+    """C4: per-seed MAP@10 share of the teacher kept by the best distilled student."""
+    metric = "MAP@10"
+    students = _students(runs)
+    if not students or teacher not in set(runs["group"]):
+        return _verdict("C4", "inconclusive", f"no runs of {'the teacher ' + teacher if students else 'students'}.")
+    means = {t: float(_by_seed(runs, g, metric).mean()) for t, g in students.items()}
+    best = max(means, key=means.get)
+    shares = paired(runs, students[best], teacher, metric, ratio=True)
+    teacher_mean = float(_by_seed(runs, teacher, metric).mean())
+    head = (f"best student T = {best}: {metric} {means[best]:.4f} vs teacher {teacher_mean:.4f}")
+    if len(shares) < 2:
+        share = f", share {shares.mean():.1%}" if len(shares) else ""
+        return _verdict("C4", "inconclusive", f"{_seed_note(len(shares), 'student and teacher')}: {head}{share} "
+                                              "(paper 98 %).")
+    ci = mean_ci(shares)
+    verdict = "reproduced" if ci[1] >= 0.95 else "not reproduced" if ci[2] < 0.95 else "inconclusive"
+    return _verdict("C4", verdict, f"{head}; share per seed {_ci_text(ci, '.1%')} over {len(shares)} seeds "
+                                   "(paper 98 %, threshold 95 %).")
+
+
+def claim_c5(latency: Mapping[str, Any] | None, teacher: str = "Mixed Attention + Node2Vec",
+             baseline: str = "Baseline") -> dict[str, str]:
+    """C5: batched latency medians of one benchmark run, [min, max] of the repetitions as intervals."""
+    if latency is None:
+        return _verdict("C5", "inconclusive", "no latency benchmark (benchmark/latency.json not found).")
+    models = latency["models"]
+    student = next((name for name in models if name.startswith("Student")), None)
+    traversal = f"{teacher} (graph traversal)"
+    if student is None or teacher not in models or baseline not in models:
+        return _verdict("C5", "inconclusive", f"latency.json lacks the student, {teacher} or {baseline}.")
+    timing = {name: models[name]["batched"] for name in models}
+    s = timing[student]
+    need = {k: v / 2 for k, v in paper_numbers()["speedups"].items()}
+    speedup = {"student_vs_teacher": timing[teacher]["median"] / s["median"],
+               "student_vs_baseline": timing[baseline]["median"] / s["median"]}
+    others = (teacher, baseline)
+    faster_other = [o for o in others if timing[o]["max"] < s["min"]]
+    short = [k for k in speedup if speedup[k] < need[k]]
+    fastest = all(s["max"] < timing[o]["min"] for o in others)
+    if faster_other or short:
+        verdict = "not reproduced"
+    else:
+        verdict = "reproduced" if fastest else "inconclusive"
+    span = lambda n: f"{timing[n]['median']:.4g} [{timing[n]['min']:.4g}, {timing[n]['max']:.4g}]"
+    extra = (f", teacher with graph traversal {span(traversal)} "
+             f"({timing[traversal]['median'] / s['median']:.1f}x)" if traversal in timing else "")
+    return _verdict("C5", verdict,
+                    f"batched s/1000 requests, median [min, max] of {s.get('repeats', '?')} repeats: "
+                    f"{student} {span(student)}, {baseline} {span(baseline)}, teacher with tables {span(teacher)}"
+                    f"{extra}; speed-ups {speedup['student_vs_teacher']:.2f}x vs the teacher (tables) and "
+                    f"{speedup['student_vs_baseline']:.2f}x vs the baseline (paper 14x and 5x; half needed).")
+
+
+def claim_c6(relatedness: Mapping[str, Any] | None,
+             groups: tuple[str, ...] = ("mixed_attention", "mixed_attention-n2v")) -> dict[str, str]:
+    """C6: share of the KG-aware models' top-k that are KG neighbours of the seed item, vs chance."""
+    if relatedness is None:
+        return _verdict("C6", "inconclusive", "no relatedness data (claims/relatedness.json not found).")
+    key = "kg_neighbour_share"
+    per_group: dict[str, list[float]] = {}
+    for run, shares in relatedness["runs"].items():
+        match = _RUN.match(run)
+        per_group.setdefault(match["group"] if match else run, []).append(shares[key])
+    if missing := [g for g in groups if g not in per_group]:
+        return _verdict("C6", "inconclusive", f"relatedness.json has no runs of {', '.join(missing)}.")
+    random, popular = relatedness["random"][key], relatedness["popularity"][key]
+    cis = {g: mean_ci(per_group[g]) for g in groups}
+    n = min(len(per_group[g]) for g in groups)
+    lstm = (f"; LSTM baseline {np.mean(per_group['baseline']):.3f}" if "baseline" in per_group else "")
+    shares = ", ".join(f"{PAPER_GROUPS.get(g, g)} {_ci_text(ci, '.3f')}" for g, ci in cis.items())
+    body = (f"share of top-{relatedness.get('k', '?')} items that are KG neighbours of the seed item "
+            f"({relatedness.get('n_seed_items', '?')} seed items): {shares}; random items {random:.3f}, "
+            f"most popular items {popular:.3f}{lstm}")
+    if n < 2:
+        return _verdict("C6", "inconclusive", f"one seed, so no confidence interval: {body}.")
+    if any(ci[2] < popular for ci in cis.values()):
+        verdict = "not reproduced"
+    elif all(ci[1] > max(random, popular) for ci in cis.values()):
+        verdict = "reproduced"
+    else:
+        verdict = "inconclusive"
+    return _verdict("C6", verdict, f"{body} (over {n} seeds).")
+
+
+def _read_optional(path: Path) -> dict[str, Any] | None:
+    return read_json(path) if path.exists() else None
+
+
+def claims_table(results_dir: str | Path) -> pd.DataFrame:
+    """All six verdicts for one dataset's results folder (``results/<dataset>``)."""
+    results = repo_path(results_dir)
+    runs = load_runs(results)
+    rows = [claim_c1(runs), claim_c2(runs), claim_c3(runs), claim_c4(runs),
+            claim_c5(_read_optional(results / "benchmark" / "latency.json")),
+            claim_c6(_read_optional(results / "claims" / "relatedness.json"))]
+    return pd.DataFrame(rows).set_index("claim")
+
+
+# --------------------------------------------------------------------------- provenance
+def _version(package: str) -> str:
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def _git_commit() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True,
+                             timeout=10, check=True)
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return out.stdout.strip() or "unknown"
+
+
+def _cpu_model() -> str:
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown"
+
+
+def provenance(config: str | Path | Mapping[str, Any], results_dir: str | Path) -> dict[str, Any]:
+    """What produced these numbers: software versions, machine, commit, seeds and the config."""
+    if isinstance(config, Mapping):
+        cfg = dict(config)
+    else:
+        cfg = yaml.safe_load(repo_path(config).read_text())
+    try:
+        seeds = sorted(int(s) for s in load_runs(results_dir)["seed"].unique())
+    except FileNotFoundError:
+        seeds = []
+    return {
+        "python": platform.python_version(),
+        "packages": {p: _version(p) for p in ("torch", "numpy", "pandas", "snakemake", "pecanpy", "papermill")},
+        "platform": platform.platform(),
+        "cpu": _cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "git_commit": _git_commit(),
+        "seeds": seeds,
+        "config": cfg,
+    }
+
+
+def rule_times(results_dir: str | Path) -> pd.DataFrame:
+    """Wall time and peak memory per Snakemake job, from the rules' ``benchmark:`` files."""
+    rows = {}
+    for tsv in sorted(Path(results_dir).glob("benchmarks/*.tsv")):
+        bench = pd.read_csv(tsv, sep="\t")
+        rows[tsv.stem] = {"seconds": float(bench["s"].iloc[0]), "max RSS MB": float(bench["max_rss"].iloc[0])}
+    if not rows:
+        raise FileNotFoundError(f"no benchmark file under {Path(results_dir) / 'benchmarks'}")
+    table = pd.DataFrame(rows).T
+    table["stage"] = [name.split("_")[0] if name[:2].isdigit() else name for name in table.index]
+    return table

@@ -1,0 +1,360 @@
+"""Report tables and claim verdicts, on fake run folders with numbers chosen by hand."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from recpress_utils import reporting
+from recpress_utils.paths import REPO_ROOT
+from recpress_utils.reporting import METRICS, PAPER_GROUPS
+
+SEEDS = (42, 43, 44)
+
+
+def level(value: float, **overrides: float) -> dict[str, float]:
+    """Every test metric at ``value``, some overridden (``NDCG_1=0.2`` sets NDCG@1)."""
+    out = {m: value for m in METRICS}
+    out.update({k.replace("_", "@"): v for k, v in overrides.items()})
+    return out
+
+
+def write_run(root: Path, group: str, seed: int, test: dict[str, float],
+              history: list[dict] | None = None) -> Path:
+    """One ``runs/<group>_s<seed>/metrics.json`` in the layout of ``recpress_utils.runs``."""
+    model = "student" if group.startswith("student") else group.removesuffix("-n2v")
+    temperature = float(group.removeprefix("student-T")) if group.startswith("student-T") else None
+    history = history or [{"epoch": 1, "train_loss": 1.0, "epoch_seconds": 1.0, **test}]
+    metrics = {
+        "model": model, "display_name": PAPER_GROUPS.get(group, f"Student (T = {temperature:g})"
+                                                         if temperature is not None else "Student (hard labels)"),
+        "node2vec": group.endswith("-n2v"), "seed": seed, "test": test,
+        "test_rest": {k: v / 2 for k, v in test.items()}, "history": history,
+        "best_epoch": len(history), "epochs_run": len(history), "train_seconds": 10.0,
+        "seconds_per_epoch": 10.0 / len(history), "n_parameters": 1000,
+    }
+    if temperature is not None:
+        metrics.update(temperature=temperature, hard_weight=0.0)
+    run_dir = root / "runs" / f"{group}_s{seed}"
+    run_dir.mkdir(parents=True)
+    (run_dir / "metrics.json").write_text(json.dumps(metrics))
+    return run_dir
+
+
+def write_groups(root: Path, groups: dict[str, list[dict[str, float]]]) -> Path:
+    """Runs for each group, one per seed: ``groups[g][i]`` is the test metrics of seed ``SEEDS[i]``."""
+    for group, per_seed in groups.items():
+        for seed, test in zip(SEEDS, per_seed):
+            write_run(root, group, seed, test)
+    return root
+
+
+def shifted(base: list[float], deltas: list[float], **overrides: list[float]) -> list[dict[str, float]]:
+    """Per-seed metrics ``base + delta`` on every metric, or per-metric deltas given by name."""
+    return [level(b + d, **{k: b + v[i] for k, v in overrides.items()})
+            for i, (b, d) in enumerate(zip(base, deltas))]
+
+
+BASE = [0.30, 0.32, 0.31]
+
+
+# --------------------------------------------------------------------------- statistics
+def test_mean_ci_is_the_student_t_interval():
+    x = [0.1, 0.2, 0.4]
+    half = stats.t.ppf(0.975, 2) * np.std(x, ddof=1) / math.sqrt(3)
+    mean, low, high = reporting.mean_ci(x)
+    assert mean == pytest.approx(np.mean(x))
+    assert (low, high) == pytest.approx((np.mean(x) - half, np.mean(x) + half))
+    half90 = stats.t.ppf(0.95, 2) * np.std(x, ddof=1) / math.sqrt(3)
+    assert reporting.mean_ci(x, 0.90)[2] == pytest.approx(np.mean(x) + half90)
+
+
+def test_mean_ci_one_value_is_degenerate_and_nan_dropped():
+    assert reporting.mean_ci([0.25]) == (0.25, 0.25, 0.25)
+    assert reporting.mean_ci([0.25, float("nan")]) == (0.25, 0.25, 0.25)
+    assert all(math.isnan(v) for v in reporting.mean_ci([]))
+
+
+def test_aggregate_and_format(tmp_path):
+    write_groups(tmp_path, {"baseline": [level(0.1), level(0.2), level(0.4)]})
+    write_run(tmp_path, "mixed_attention", 42, level(0.5))
+    agg = reporting.aggregate(reporting.load_runs(tmp_path), ["NDCG@10", "MAP@10"])
+    mean, low, high = reporting.mean_ci([0.1, 0.2, 0.4])
+    assert agg.loc["baseline", ("NDCG@10", "mean")] == pytest.approx(mean)
+    assert agg.loc["baseline", ("MAP@10", "low")] == pytest.approx(low)
+    assert agg.loc["baseline", ("MAP@10", "n")] == 3 and agg.loc["mixed_attention", ("MAP@10", "n")] == 1
+    text = reporting.format_mean_ci(agg, digits=3)
+    assert text.loc["baseline", "NDCG@10"] == f"{mean:.3f} ± {(high - low) / 2:.3f}"
+    assert text.loc["mixed_attention", "NDCG@10"] == "0.500"  # one seed: no "± 0"
+    assert text["n"].tolist() == ["3", "1"]
+
+
+# --------------------------------------------------------------------------- runs and tables
+def test_load_runs_columns(tmp_path):
+    write_run(tmp_path, "baseline", 42, level(0.3))
+    write_run(tmp_path, "student-T0.5", 43, level(0.2))
+    runs = reporting.load_runs(tmp_path / "runs").set_index("run")
+    assert reporting.load_runs(tmp_path).shape == runs.reset_index().shape  # dataset folder works too
+    assert runs.loc["student-T0.5_s43", "group"] == "student-T0.5"
+    assert runs.loc["student-T0.5_s43", "temperature"] == 0.5 and math.isnan(runs.loc["baseline_s42", "temperature"])
+    assert runs.loc["baseline_s42", "rest:NDCG@10"] == pytest.approx(0.15)
+    for col in ("model", "display_name", "node2vec", "seed", *METRICS, "best_epoch", "epochs_run",
+                "seconds_per_epoch", "train_seconds", "n_parameters"):
+        assert col in runs.columns
+
+
+def test_load_runs_without_runs_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no run found"):
+        reporting.load_runs(tmp_path)
+
+
+def test_load_runs_on_the_real_results():
+    real = REPO_ROOT / "results" / "synthetic" / "runs"
+    if not (real.parent / "report" / "report.ipynb").exists():
+        pytest.skip("the default pipeline has not completed here")
+    runs = reporting.load_runs(real)
+    assert {"baseline", "baseline-n2v", "mixed_attention", "mixed_attention-n2v", "student", "student-T0.5",
+            "student-T1", "student-T2", "student-T5"} <= set(runs["group"])
+
+
+def test_paper_table_tables_2_3(tmp_path):
+    write_groups(tmp_path, {"baseline": [level(0.30), level(0.32), level(0.34)]})
+    table = reporting.paper_table(reporting.load_runs(tmp_path), "tables_2_3", digits=4)
+    assert list(table.index) == list(PAPER_GROUPS.values())
+    row = table.loc["Baseline"]
+    mean, low, high = reporting.mean_ci([0.30, 0.32, 0.34])
+    assert row[("MAP@10", "paper")] == 0.2766
+    assert row[("MAP@10", "ours")] == round(mean, 4) == 0.32
+    assert (row[("MAP@10", "CI low")], row[("MAP@10", "CI high")]) == (round(low, 4), round(high, 4))
+    assert row[("MAP@10", "ours - paper")] == pytest.approx(0.32 - 0.2766, abs=1e-9)
+    assert row[("n", "")] == 3 and row[("note", "")] == ""
+    missing = table.loc["Mixed Attention + Node2Vec"]
+    assert missing[("NDCG@10", "paper")] == 0.3794 and math.isnan(missing[("NDCG@10", "ours")])
+    assert missing[("n", "")] == 0
+    assert [c for c in table.columns.get_level_values(0).unique()] == [
+        "MAP@1", "MAP@10", "MAP@100", "NDCG@1", "NDCG@10", "NDCG@100", "n", "note"]
+
+
+def test_paper_table_tables_4_5_with_a_row_beyond_the_paper(tmp_path):
+    write_groups(tmp_path, {"student-T1": [level(0.33333333)] * 2, "student": [level(0.2)] * 2})
+    table = reporting.paper_table(reporting.load_runs(tmp_path), "tables_4_5", digits=3)
+    assert list(table.index) == ["0.5", "1", "2", "5", "Student (hard labels)"]
+    assert table.loc["1", ("MAP@10", "paper")] == 0.325 and table.loc["1", ("NDCG@10", "ours")] == 0.333
+    extra = table.loc["Student (hard labels)"]
+    assert extra[("note", "")] == "beyond the paper" and math.isnan(extra[("MAP@10", "paper")])
+    assert extra[("MAP@10", "ours")] == 0.2
+    rest = reporting.paper_table(reporting.load_runs(tmp_path), "tables_4_5", digits=3, target="rest")
+    assert rest.loc["1", ("NDCG@10", "ours")] == 0.167
+
+
+def test_curves_average_over_the_seeds_that_reached_an_epoch(tmp_path):
+    hist = lambda values: [{"epoch": e, "NDCG@10": v} for e, v in enumerate(values, 1)]
+    write_run(tmp_path, "baseline", 42, level(0.3), hist([0.1, 0.2, 0.3]))
+    write_run(tmp_path, "baseline", 43, level(0.3), hist([0.3, 0.4]))
+    write_run(tmp_path, "mixed_attention", 42, level(0.3), hist([0.5]))
+    out = reporting.curves(tmp_path, ["baseline", "mixed_attention"], "NDCG@10")
+    assert out["baseline"].tolist() == pytest.approx([0.2, 0.3, 0.3])
+    assert out.attrs["n"]["baseline"].tolist() == [2, 2, 1]
+    assert out.attrs["n"]["mixed_attention"].tolist() == [1, 0, 0]
+    assert math.isnan(out.loc[2, "mixed_attention"])
+
+
+# --------------------------------------------------------------------------- claims
+def four_models(ma: list[dict], base: list[dict] | None = None, ma_n2v: list[dict] | None = None,
+                base_n2v: list[dict] | None = None) -> dict[str, list[dict]]:
+    base = base or shifted(BASE, [0, 0, 0])
+    return {"baseline": base, "baseline-n2v": base_n2v or base, "mixed_attention": ma,
+            "mixed_attention-n2v": ma_n2v or ma}
+
+
+def runs_of(tmp_path: Path, groups: dict[str, list[dict]]):
+    return reporting.load_runs(write_groups(tmp_path, groups))
+
+
+def test_c1_reproduced(tmp_path):
+    ma = shifted(BASE, [0.05, 0.06, 0.055])
+    result = reporting.claim_c1(runs_of(tmp_path, four_models(ma)))
+    assert result["verdict"] == "reproduced" and "12/12" in result["evidence"]
+
+
+def test_c1_not_reproduced_when_the_baseline_wins_one_metric(tmp_path):
+    ma = shifted(BASE, [0.05, 0.06, 0.055], NDCG_1=[-0.03, -0.035, -0.032])
+    result = reporting.claim_c1(runs_of(tmp_path, four_models(ma)))
+    assert result["verdict"] == "not reproduced" and "NDCG@1" in result["evidence"]
+
+
+def test_c1_inconclusive_when_noisy(tmp_path):
+    ma = shifted(BASE, [0.02, -0.01, 0.015])
+    assert reporting.claim_c1(runs_of(tmp_path, four_models(ma)))["verdict"] == "inconclusive"
+
+
+def test_c1_one_seed_is_inconclusive(tmp_path):
+    groups = {g: v[:1] for g, v in four_models(shifted(BASE, [0.05, 0.06, 0.055])).items()}
+    result = reporting.claim_c1(runs_of(tmp_path, groups))
+    assert result["verdict"] == "inconclusive" and "one seed" in result["evidence"]
+
+
+def test_c1_missing_model_is_inconclusive(tmp_path):
+    result = reporting.claim_c1(runs_of(tmp_path, {"baseline": shifted(BASE, [0, 0, 0])}))
+    assert result["verdict"] == "inconclusive" and "no runs of" in result["evidence"]
+
+
+@pytest.mark.parametrize("kg_delta, lstm_delta, verdict", [
+    ([0.03, 0.035, 0.032], [0.01, -0.01, 0.0], "reproduced"),
+    ([0.03, 0.035, 0.032], [0.03, 0.031, 0.029], "not reproduced"),    # Node2Vec clearly helps the LSTM
+    ([-0.03, -0.035, -0.032], [0.01, -0.01, 0.0], "not reproduced"),   # Node2Vec clearly hurts the KG model
+    ([0.02, -0.01, 0.015], [0.01, -0.01, 0.0], "inconclusive"),
+])
+def test_c2_verdicts(tmp_path, kg_delta, lstm_delta, verdict):
+    ma, base = shifted(BASE, [0.05, 0.05, 0.05]), shifted(BASE, [0, 0, 0])
+    groups = four_models(ma, base, shifted(BASE, [0.05 + d for d in kg_delta]), shifted(BASE, lstm_delta))
+    assert reporting.claim_c2(runs_of(tmp_path, groups))["verdict"] == verdict
+
+
+def test_c2_one_seed_is_inconclusive(tmp_path):
+    groups = {g: v[:1] for g, v in four_models(shifted(BASE, [0.05] * 3)).items()}
+    result = reporting.claim_c2(runs_of(tmp_path, groups))
+    assert result["verdict"] == "inconclusive" and "one seed" in result["evidence"]
+
+
+def students(t05: float, t1: float, t2: list[float], t5: float) -> dict[str, list[dict]]:
+    jitter = [0.0, 0.004, -0.003]
+    return {"student-T0.5": shifted([t05] * 3, jitter), "student-T1": shifted([t1] * 3, jitter),
+            "student-T2": shifted([t2[i] for i in range(3)], [0, 0, 0]), "student-T5": shifted([t5] * 3, jitter[::-1])}
+
+
+@pytest.mark.parametrize("spec, verdict, best", [
+    (students(0.38, 0.40, [0.20, 0.21, 0.19], 0.15), "reproduced", "best T = 1"),
+    (students(0.45, 0.40, [0.20, 0.21, 0.19], 0.15), "not reproduced", "best T = 0.5"),  # T=0.5 clearly better
+    (students(0.30, 0.40, [0.41, 0.42, 0.415], 0.15), "not reproduced", "best T = 2"),   # T=2 not below T=1
+    (students(0.38, 0.40, [0.39, 0.405, 0.38], 0.15), "inconclusive", "best T = 1"),     # T=2 within noise
+])
+def test_c3_verdicts(tmp_path, spec, verdict, best):
+    result = reporting.claim_c3(runs_of(tmp_path, spec))
+    assert result["verdict"] == verdict and best in result["evidence"]
+
+
+def test_c3_one_seed_is_inconclusive(tmp_path):
+    spec = {g: v[:1] for g, v in students(0.38, 0.40, [0.2] * 3, 0.15).items()}
+    result = reporting.claim_c3(runs_of(tmp_path, spec))
+    assert result["verdict"] == "inconclusive" and "one seed" in result["evidence"] and "best T = 1" in result["evidence"]
+
+
+@pytest.mark.parametrize("student_map, verdict", [
+    ([0.395, 0.396, 0.398], "reproduced"),
+    ([0.30, 0.31, 0.29], "not reproduced"),
+    ([0.396, 0.36, 0.388], "inconclusive"),
+])
+def test_c4_verdicts(tmp_path, student_map, verdict):
+    teacher = [level(0.4)] * 3
+    spec = {"mixed_attention-n2v": teacher, "student-T1": [level(v) for v in student_map],
+            "student-T2": [level(0.2)] * 3}
+    result = reporting.claim_c4(runs_of(tmp_path, spec))
+    assert result["verdict"] == verdict and "T = 1" in result["evidence"]
+
+
+def test_c4_one_seed_is_inconclusive(tmp_path):
+    result = reporting.claim_c4(runs_of(tmp_path, {"mixed_attention-n2v": [level(0.4)], "student-T1": [level(0.39)]}))
+    assert result["verdict"] == "inconclusive" and "one seed" in result["evidence"] and "97.5%" in result["evidence"]
+
+
+def latency(student: tuple, baseline: tuple, teacher: tuple, traversal: tuple = (20.0, 19.0, 21.0)) -> dict:
+    timing = lambda t: {"batched": {"median": t[0], "min": t[1], "max": t[2], "iqr": 0.0, "repeats": 7}}
+    return {"models": {"Baseline": timing(baseline), "Mixed Attention + Node2Vec": timing(teacher),
+                       "Mixed Attention + Node2Vec (graph traversal)": timing(traversal),
+                       "Student (T = 1)": timing(student)}}
+
+
+@pytest.mark.parametrize("bench, verdict", [
+    (latency((0.1, 0.09, 0.11), (1.0, 0.9, 1.1), (2.7, 2.5, 2.9)), "reproduced"),
+    (latency((1.0, 0.95, 1.05), (0.5, 0.45, 0.55), (2.7, 2.5, 2.9)), "not reproduced"),  # baseline faster
+    (latency((0.5, 0.49, 0.51), (1.0, 0.9, 1.1), (2.0, 1.9, 2.1)), "not reproduced"),    # only 4x and 2x
+    (latency((0.1, 0.05, 1.5), (1.0, 0.9, 1.1), (2.7, 2.5, 2.9)), "inconclusive"),       # intervals overlap
+])
+def test_c5_verdicts(bench, verdict):
+    result = reporting.claim_c5(bench)
+    assert result["verdict"] == verdict
+    assert "teacher with tables" in result["evidence"] and "graph traversal" in result["evidence"]
+
+
+def test_c5_without_benchmark_is_inconclusive():
+    assert reporting.claim_c5(None)["verdict"] == "inconclusive"
+
+
+def relatedness(ma: list[float], ma_n2v: list[float], random: float = 0.01, popular: float = 0.05) -> dict:
+    runs = {f"baseline_s{s}": {"kg_neighbour_share": 0.3, "same_category_share": 0.5} for s in SEEDS}
+    for group, shares in (("mixed_attention", ma), ("mixed_attention-n2v", ma_n2v)):
+        runs.update({f"{group}_s{s}": {"kg_neighbour_share": v, "same_category_share": 0.6}
+                     for s, v in zip(SEEDS, shares)})
+    return {"k": 5, "n_seed_items": 100, "runs": runs,
+            "random": {"kg_neighbour_share": random, "same_category_share": 0.1},
+            "popularity": {"kg_neighbour_share": popular, "same_category_share": 0.2}}
+
+
+@pytest.mark.parametrize("rel, verdict", [
+    (relatedness([0.6, 0.62, 0.58], [0.7, 0.68, 0.72]), "reproduced"),
+    (relatedness([0.02, 0.03, 0.025], [0.7, 0.68, 0.72]), "not reproduced"),
+    (relatedness([0.04, 0.10, 0.06], [0.7, 0.68, 0.72]), "inconclusive"),
+    (relatedness([0.6], [0.7]), "inconclusive"),
+])
+def test_c6_verdicts(rel, verdict):
+    result = reporting.claim_c6(rel)
+    assert result["verdict"] == verdict and "LSTM baseline 0.300" in result["evidence"]
+
+
+def test_c6_without_relatedness_data_is_inconclusive():
+    result = reporting.claim_c6(None)
+    assert result["verdict"] == "inconclusive" and "no relatedness data" in result["evidence"]
+
+
+def test_claims_table_reads_the_files(tmp_path):
+    write_groups(tmp_path, four_models(shifted(BASE, [0.05, 0.06, 0.055])))
+    table = reporting.claims_table(tmp_path)
+    assert list(table.index) == ["C1", "C2", "C3", "C4", "C5", "C6"]
+    assert table.loc["C1", "verdict"] == "reproduced"
+    assert set(table.columns) == {"statement", "verdict", "evidence"}
+    assert table.loc["C6", "verdict"] == "inconclusive"
+    (tmp_path / "claims").mkdir()
+    (tmp_path / "claims" / "relatedness.json").write_text(
+        json.dumps(relatedness([0.6, 0.62, 0.58], [0.7, 0.68, 0.72])))
+    (tmp_path / "benchmark").mkdir()
+    (tmp_path / "benchmark" / "latency.json").write_text(
+        json.dumps(latency((0.1, 0.09, 0.11), (1.0, 0.9, 1.1), (2.7, 2.5, 2.9))))
+    table = reporting.claims_table(tmp_path)
+    assert table.loc["C5", "verdict"] == "reproduced" and table.loc["C6", "verdict"] == "reproduced"
+
+
+# --------------------------------------------------------------------------- provenance
+def test_provenance(tmp_path, monkeypatch):
+    write_run(tmp_path, "baseline", 44, level(0.3))
+    write_run(tmp_path, "baseline", 42, level(0.3))
+    (tmp_path / "config.yaml").write_text("seeds: [42, 44]\n")
+
+    real_run = subprocess.run  # ``platform`` calls ``uname`` through it too; only git is faked
+
+    def fake_run(cmd, **kwargs):
+        if cmd[0] != "git":
+            return real_run(cmd, **kwargs)
+        assert cmd == ["git", "rev-parse", "HEAD"]
+        return subprocess.CompletedProcess(cmd, 0, stdout="abc123\n", stderr="")
+
+    monkeypatch.setattr(reporting.subprocess, "run", fake_run)
+    prov = reporting.provenance(tmp_path / "config.yaml", tmp_path)
+    assert prov["git_commit"] == "abc123" and prov["seeds"] == [42, 44]
+    assert prov["config"] == {"seeds": [42, 44]} and prov["cpu_count"] >= 1
+    assert set(prov["packages"]) == {"torch", "numpy", "pandas", "snakemake", "pecanpy", "papermill"}
+
+    def no_git(cmd, **kwargs):
+        if cmd[0] != "git":
+            return real_run(cmd, **kwargs)
+        raise FileNotFoundError("git")
+
+    monkeypatch.setattr(reporting.subprocess, "run", no_git)
+    prov = reporting.provenance({"dataset": "synthetic"}, tmp_path / "empty")
+    assert prov["git_commit"] == "unknown" and prov["seeds"] == [] and prov["config"] == {"dataset": "synthetic"}
