@@ -17,6 +17,9 @@ TINY = {
     "mixed_attention": {"n_projections": N_PROJECTIONS, "emb_dim": 16, "qkv_dim": 16,
                         "n_heads": 2, "max_len": 12, "mlp_hidden": 16},
     "student": {"emb_dim": 16, "qkv_dim": 16, "n_filters": 16, "max_len": 12, "proj_dim": 16},
+    "gru4rec": {"emb_dim": 16, "gru_dim": 16},
+    "popularity": {"emb_dim": 16},
+    "sasrec": {"emb_dim": 16, "n_blocks": 2, "n_heads": 2, "ffn_dim": 32, "max_len": 12},
 }
 
 
@@ -82,7 +85,7 @@ def test_left_padding_does_not_change_real_positions(name: str, deterministic) -
             assert torch.isfinite(logits[..., 1:]).all()  # padded query rows too
 
 
-@pytest.mark.parametrize("name", sorted(MODELS))
+@pytest.mark.parametrize("name", sorted(set(MODELS) - {"popularity"}))  # same scores for every session
 def test_overfits_a_tiny_set(name: str) -> None:
     model = tiny_model(name).train()
     rows = sessions(3, 8, 6)
@@ -175,8 +178,8 @@ def test_recommend(name: str) -> None:
 
 
 def test_build_model_rejects_typos() -> None:
-    with pytest.raises(ValueError, match="baseline, mixed_attention"):
-        build_model("sasrec", N_ITEMS)
+    with pytest.raises(ValueError, match="known models: baseline, "):
+        build_model("nosuchmodel", N_ITEMS)
     with pytest.raises(ValueError, match="emb_size"):
         build_model("baseline", N_ITEMS, emb_size=32)
     assert isinstance(build_model("mixed_attention", N_ITEMS, n_heads=2), MixedAttention)

@@ -104,3 +104,34 @@ def test_too_few_sessions(tmp_path):
 def test_config_rejects_unknown_key():
     with pytest.raises(ValueError, match="min_support"):
         PrepareConfig.from_dict({"min_support": 3})
+
+
+def test_leave_one_out_per_user(tmp_path):
+    # two users; user 1 has two sessions (its sequence spans them), user 2 one session
+    rows = [event("00:00:01", 1, "a", user=1), event("00:00:02", 2, "a", user=1),
+            event("00:01:00", 3, "b", user=1), event("00:01:01", 4, "b", user=1),
+            event("00:02:00", 1, "c", user=2), event("00:02:01", 3, "c", user=2),
+            event("00:02:02", 2, "c", user=2), event("00:02:03", 4, "c", user=2)]
+    stats, splits, items = _prepare(tmp_path, rows, split="leave_one_out")
+    idx = dict(zip(items["product_id"], items["item_idx"]))
+    by_user = {s: d.set_index("user_id")["items"].map(list).to_dict() for s, d in splits.items()}
+    assert by_user["test"][1] == [idx[p] for p in (1, 2, 3, 4)]
+    assert by_user["valid"][1] == [idx[p] for p in (1, 2, 3)]
+    assert by_user["train"][1] == [idx[p] for p in (1, 2)]
+    assert by_user["test"][2] == [idx[p] for p in (1, 3, 2, 4)]
+    assert stats["config"]["split"] == "leave_one_out"
+
+
+def test_leave_one_out_keeps_the_steps_in_order_and_drops_short_histories(tmp_path):
+    rows = [event("00:00:01", 1, "a", user=1), event("00:00:02", 2, "a", user=1),
+            event("00:00:03", 3, "a", user=1),  # 3 steps: train keeps 1 step, too short for training
+            event("00:01:01", 1, "b", user=2), event("00:01:02", 2, "b", user=2),
+            event("00:01:03", 3, "b", user=2), event("00:01:04", 4, "b", user=2)]
+    _, splits, _ = _prepare(tmp_path, rows, split="leave_one_out")
+    assert set(splits["test"]["user_id"]) == {1, 2} and set(splits["valid"]["user_id"]) == {1, 2}
+    assert set(splits["train"]["user_id"]) == {2}
+
+
+def test_unknown_split_mode():
+    with pytest.raises(ValueError, match="split must be"):
+        PrepareConfig(split="random")

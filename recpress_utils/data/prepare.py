@@ -10,6 +10,8 @@ events) is processed without loading it into pandas. Steps, in order:
    at least ``min_session_length`` steps; ties at a cut go to the later split;
 4. count item support on *training* sessions only and keep items with at least
    ``min_item_support`` occurrences (validation and test never shape the vocabulary);
+   with ``split="leave_one_out"`` a user's whole history is one sequence: the last step is
+   the test target, the second-last the validation target, training uses the rest;
 5. drop unknown items, drop sessions left with fewer than ``min_session_length`` steps,
    keep the last ``max_len`` steps of longer ones.
 
@@ -31,6 +33,9 @@ from recpress_utils.io import write_json, write_parquet
 from recpress_utils.settings import Settings
 
 SPLITS: tuple[str, ...] = ("train", "valid", "test")
+SPLIT_MODES: tuple[str, ...] = ("time", "leave_one_out")
+#: leave-one-out: how many final steps of a user's sequence each split leaves out
+_LOO_DROP = {"train": 2, "valid": 1, "test": 0}
 
 
 @dataclass(frozen=True)
@@ -44,6 +49,7 @@ class PrepareConfig(Settings):
     max_len: int = 50
     valid_frac: float = 0.1
     test_frac: float = 0.1
+    split: str = "time"  # "time" (default) or "leave_one_out" per user
     threads: int = 2
     memory_limit: str = "4GB"
 
@@ -52,6 +58,8 @@ class PrepareConfig(Settings):
             raise ValueError("min_session_length must be >= 2: a session needs an input and a target")
         if self.max_len < self.min_session_length:
             raise ValueError("max_len must be >= min_session_length")
+        if self.split not in SPLIT_MODES:
+            raise ValueError(f"split must be one of {', '.join(SPLIT_MODES)}, not {self.split!r}")
         if not (0 < self.valid_frac < 1 and 0 < self.test_frac < 1 and self.valid_frac + self.test_frac < 1):
             raise ValueError("valid_frac and test_frac must be in (0, 1) and sum to less than 1")
 
@@ -66,12 +74,14 @@ def _connect(cfg: PrepareConfig, tmp_dir: Path) -> duckdb.DuckDBPyConnection:
     return con
 
 
-def _steps_sql(events_parquet: Path) -> str:
-    """One row per collapsed step: session, its user, time, item and strongest action."""
+def _steps_sql(events_parquet: Path, sequence_key: str = "user_session") -> str:
+    """One row per collapsed step: sequence (session, or user), user, time, item, strongest action."""
+    source = (f"read_parquet('{events_parquet}')" if sequence_key == "user_session" else
+              f"(SELECT * REPLACE ({sequence_key} AS user_session) FROM read_parquet('{events_parquet}'))")
     return f"""
     WITH ev AS (
         SELECT *, CASE WHEN product_id = LAG(product_id) OVER w THEN 0 ELSE 1 END AS new_run
-        FROM read_parquet('{events_parquet}')
+        FROM {source}
         WINDOW w AS (PARTITION BY user_session ORDER BY event_time, row)
     ), runs AS (
         SELECT *, SUM(new_run) OVER (PARTITION BY user_session ORDER BY event_time, row
@@ -96,26 +106,32 @@ def prepare_dataset(events_parquet: str | Path, out_dir: str | Path, cfg: Prepar
     out_dir.mkdir(parents=True, exist_ok=True)
     tmp_dir = out_dir / ".duckdb_tmp"
     con = _connect(cfg, tmp_dir)
-    con.execute(f"CREATE TEMP TABLE steps AS {_steps_sql(events_parquet)}")
+    loo = cfg.split == "leave_one_out"
+    key = "CAST(user_id AS VARCHAR)" if loo else "user_session"
+    con.execute(f"CREATE TEMP TABLE steps AS {_steps_sql(events_parquet, key)}")
     con.execute(
         """CREATE TEMP TABLE sessions AS
            SELECT user_session, MIN(user_id) AS user_id, MIN(t) AS start_time, MAX(t) AS end_time,
                   COUNT(*) AS n_steps
            FROM steps GROUP BY user_session"""
     )
-    cuts = _time_cuts(con, cfg)
-    con.execute(
-        f"""CREATE TEMP TABLE session_split AS
-            SELECT user_session, CASE WHEN end_time >= TIMESTAMP '{cuts['test']}' THEN 'test'
-                                      WHEN end_time >= TIMESTAMP '{cuts['valid']}' THEN 'valid'
-                                      ELSE 'train' END AS split
-            FROM sessions"""
-    )
+    if loo:
+        cuts = {"valid": "leave-one-out: second-last step", "test": "leave-one-out: last step"}
+        _loo_assignments(con)
+    else:
+        cuts = _time_cuts(con, cfg)
+        con.execute(
+            f"""CREATE TEMP TABLE session_split AS
+                SELECT user_session, CASE WHEN end_time >= TIMESTAMP '{cuts['test']}' THEN 'test'
+                                          WHEN end_time >= TIMESTAMP '{cuts['valid']}' THEN 'valid'
+                                          ELSE 'train' END AS split
+                FROM sessions"""
+        )
+        con.execute("CREATE TEMP VIEW train_steps AS SELECT s.* FROM steps s JOIN session_split USING "
+                    "(user_session) WHERE split = 'train'")
     con.execute(
         f"""CREATE TEMP TABLE vocab AS
-            SELECT product_id, COUNT(*) AS train_count
-            FROM steps JOIN session_split USING (user_session)
-            WHERE split = 'train' GROUP BY product_id
+            SELECT product_id, COUNT(*) AS train_count FROM train_steps GROUP BY product_id
             HAVING COUNT(*) >= {int(cfg.min_item_support)}"""
     )
     con.execute(
@@ -129,7 +145,7 @@ def prepare_dataset(events_parquet: str | Path, out_dir: str | Path, cfg: Prepar
             f"no item has min_item_support={cfg.min_item_support} training occurrences; "
             "lower it or use more data"
         )
-    split_tables = {s: _split_table(con, s, cfg) for s in SPLITS}
+    split_tables = {s: _split_table(con, s, cfg, _LOO_DROP[s] if loo else 0) for s in SPLITS}
     items = _items_table(con, events_parquet)
 
     for split, table in split_tables.items():
@@ -162,8 +178,29 @@ def _time_cuts(con: duckdb.DuckDBPyConnection, cfg: PrepareConfig) -> dict[str, 
     return {"valid": fmt(ends[i_valid]), "test": fmt(ends[i_test])}
 
 
-def _split_table(con: duckdb.DuckDBPyConnection, split: str, cfg: PrepareConfig) -> pa.Table:
+def _loo_assignments(con: duckdb.DuckDBPyConnection) -> None:
+    """Leave-one-out: every user sequence is in every split, cut differently (see ``_LOO_DROP``).
+
+    Item support is counted over whole sequences here, as the public leave-one-out protocols
+    (RecBole's SASRec / GRU4Rec / BERT4Rec results) do, so held-out items are not cold by design.
+    """
+    con.execute(
+        """CREATE TEMP TABLE session_split AS
+           SELECT user_session, split FROM sessions, (VALUES ('train'), ('valid'), ('test')) v(split)"""
+    )
+    con.execute("CREATE TEMP VIEW train_steps AS SELECT * FROM steps")
+
+
+def _split_table(con: duckdb.DuckDBPyConnection, split: str, cfg: PrepareConfig, drop_last: int = 0
+                 ) -> pa.Table:
+    """One split's sequences; ``drop_last`` final steps are left out (leave-one-out's train/valid)."""
     max_len, min_len = int(cfg.max_len), int(cfg.min_session_length)
+    if drop_last:  # leave-one-out: cut the last steps, then keep what still has a target
+        cut = f"items[1:len(items) - {drop_last}]"
+        agg_items = f"{cut} AS items, actions[1:len(actions) - {drop_last}] AS actions"
+        min_len += drop_last
+    else:
+        agg_items = "items, actions"
     return con.sql(
         f"""WITH kept AS (
                 SELECT s.user_session, s.user_id, s.t, s.row, v.item_idx, s.action
@@ -188,11 +225,13 @@ def _split_table(con: duckdb.DuckDBPyConnection, split: str, cfg: PrepareConfig)
                        LIST(action ORDER BY t, row) AS actions
                 FROM steps2 GROUP BY user_session
                 HAVING COUNT(*) >= {min_len}
+            ), cut AS (
+                SELECT session_id, user_id, start_time, end_time, {agg_items} FROM agg
             )
             SELECT session_id, user_id, start_time, end_time,
                    CASE WHEN len(items) > {max_len} THEN items[len(items) - {max_len} + 1:] ELSE items END AS items,
                    CASE WHEN len(actions) > {max_len} THEN actions[len(actions) - {max_len} + 1:] ELSE actions END AS actions
-            FROM agg ORDER BY end_time, session_id"""
+            FROM cut ORDER BY end_time, session_id"""
     ).to_arrow_table().cast(
         pa.schema(
             [

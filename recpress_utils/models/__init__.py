@@ -11,12 +11,18 @@ from typing import Any
 
 from recpress_utils.models.base import SequentialRecommender
 from recpress_utils.models.baseline import LSTMBaseline
+from recpress_utils.models.gru4rec import GRU4Rec
 from recpress_utils.models.mixed_attention import MixedAttention
+from recpress_utils.models.popularity import Popularity
+from recpress_utils.models.sasrec import SASRec
 from recpress_utils.models.student import Student
 
 MODELS: dict[str, type[SequentialRecommender]] = {
     "baseline": LSTMBaseline,
+    "gru4rec": GRU4Rec,
     "mixed_attention": MixedAttention,
+    "popularity": Popularity,
+    "sasrec": SASRec,
     "student": Student,
 }
 

@@ -1,0 +1,243 @@
+"""BERT4Rec (Sun et al., 2019; lecture 003): a bidirectional transformer encoder trained with
+the cloze (masked item) task, predicting the next item from a [mask] token appended to the
+session.
+
+Architecture (defaults after RecBole's BERT4Rec: 2 blocks, 2 heads, width 64, FFN 256,
+dropout 0.2, mask ratio 0.2):
+
+1. ``x = LayerNorm(item_emb + pos_emb)``, dropout. The item table has ``n_items + 1`` rows:
+   ids ``1..n_items-1`` are the catalogue, 0 is padding, and ``n_items`` is the special
+   [mask] token (:attr:`BERT4Rec.mask_id`). Positions are counted from the session's first
+   real item (as in the other models), so left padding does not move them.
+2. ``n_blocks`` post-LN transformer blocks (BERT style): multi-head self-attention with
+   ``F.scaled_dot_product_attention`` -> dropout -> residual -> LayerNorm -> GELU FFN ->
+   dropout -> residual -> LayerNorm. Attention is **bidirectional**: only padded keys are
+   hidden (each position may also attend to itself, so padded query rows are never empty).
+3. Output head as in the paper: ``GELU(h W^P + b^P) E^T + b^O`` with ``E`` the item embedding
+   rows of the catalogue only (tied weights), so logits are over the ``n_items`` ids; the
+   [mask] token has no column and is never recommended, and column 0 (padding) is ``-inf``
+   like every model's. ``tied_head=False`` uses the shared 2-layer MLP head instead.
+
+Inference (:meth:`BERT4Rec.last_logits`): [mask] is appended after the last item (the oldest
+item is dropped when the length would exceed ``max_len``) and the logits at the mask position
+are the next-item scores. Because the encoder is bidirectional, ``hidden(items)[:, t]`` depends
+on later positions; that is by design. The guarantees that matter are that evaluation inputs
+never contain the target (the evaluation code drops it) and that training never shows a
+masked target (:func:`mask_batch` replaces it by [mask]).
+
+Training (:func:`masked_item_loss`): the shared loop gives ``inputs = s[:-1]`` and
+``targets = s[1:]``; the full session is rebuilt as the targets preceded by the first item
+(:func:`sessions_from_batch`).
+Two variants of every session are scored in one batch:
+
+* the cloze task of the paper: each real item is replaced by [mask] with probability
+  ``mask_prob`` (at least one per non-empty session, padding never);
+* only the last item masked: the BERT4Rec paper (Sec. 3.6) adds these samples to match the
+  inference task (predicting an appended [mask] at the end); ``last_item_variant=False``
+  gives the pure cloze recipe.
+
+The loss is the full cross-entropy over all items at every masked position, averaged over the
+masked positions of the batch (the paper averages per user first; with one last-item sample
+per session the difference is small). Masking uses a ``torch.Generator`` seeded when the loss
+is built, so a run is deterministic.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from recpress_utils.models.base import SequentialRecommender
+from recpress_utils.sequences import PAD
+from recpress_utils.train import LossFn
+
+
+class _Block(nn.Module):
+    """Post-LN transformer encoder block over bidirectional SDPA attention."""
+
+    def __init__(self, dim: int, n_heads: int, ffn_dim: int, dropout: float) -> None:
+        super().__init__()
+        self.n_heads = n_heads
+        self.head_dim = dim // n_heads
+        self.attn_dropout = dropout
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.proj = nn.Linear(dim, dim)
+        self.norm1 = nn.LayerNorm(dim)
+        self.ffn = nn.Sequential(nn.Linear(dim, ffn_dim), nn.GELU(), nn.Linear(ffn_dim, dim))
+        self.norm2 = nn.LayerNorm(dim)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: Tensor, mask: Tensor) -> Tensor:
+        b, length, dim = x.shape
+        qkv = self.qkv(x).view(b, length, 3, self.n_heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        q, k, v = qkv.unbind(0)  # each (B, H, L, d)
+        attended = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=mask, dropout_p=self.attn_dropout if self.training else 0.0)
+        attended = self.proj(attended.transpose(1, 2).reshape(b, length, dim))
+        x = self.norm1(x + self.dropout(attended))
+        return self.norm2(x + self.dropout(self.ffn(x)))
+
+
+class BERT4Rec(SequentialRecommender):
+    """Bidirectional transformer with a [mask] token (id ``n_items``); see the module docstring.
+
+    ``n_items`` counts the padding item, as for every model; the embedding table has one more
+    row (the [mask] token), logits have ``n_items`` columns.
+    """
+
+    def __init__(self, n_items: int, emb_dim: int = 64, n_blocks: int = 2, n_heads: int = 2,
+                 ffn_dim: int = 256, dropout: float = 0.2, max_len: int = 50,
+                 tied_head: bool = True, mlp_hidden: int = 64) -> None:
+        if emb_dim % n_heads:
+            raise ValueError(f"emb_dim ({emb_dim}) must be divisible by n_heads ({n_heads})")
+        if n_blocks < 1 or max_len < 2:
+            raise ValueError("n_blocks must be >= 1 and max_len >= 2 (an item and the [mask])")
+        super().__init__(n_items, emb_dim, head_in=emb_dim, mlp_hidden=mlp_hidden,
+                         dropout=dropout)
+        self.mask_id = n_items
+        self.max_len = max_len
+        self.tied_head = tied_head
+        # One extra row beyond the catalogue: the [mask] token.
+        self.item_emb = nn.Embedding(n_items + 1, emb_dim, padding_idx=PAD)
+        # Position 0 is padding; positions past max_len share the last embedding.
+        self.pos_emb = nn.Embedding(max_len + 1, emb_dim, padding_idx=0)
+        self.emb_norm = nn.LayerNorm(emb_dim)
+        self.dropout = nn.Dropout(dropout)
+        self.blocks = nn.ModuleList(_Block(emb_dim, n_heads, ffn_dim, dropout)
+                                    for _ in range(n_blocks))
+        if tied_head:
+            # The paper's projection GELU(h W^P + b^P); E^T and b^O are applied in head().
+            self.output = nn.Sequential(nn.Linear(emb_dim, emb_dim), nn.GELU())
+            self.output_bias = nn.Parameter(torch.zeros(n_items))
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        """BERT's truncated-normal(0.02) init for embeddings and linear layers."""
+        for module in self.modules():
+            if isinstance(module, (nn.Linear, nn.Embedding)):
+                nn.init.trunc_normal_(module.weight, std=0.02, a=-0.04, b=0.04)
+                if isinstance(module, nn.Linear) and module.bias is not None:
+                    nn.init.zeros_(module.bias)
+        with torch.no_grad():
+            self.item_emb.weight[PAD].zero_()
+            self.pos_emb.weight[0].zero_()
+
+    # -- interface --------------------------------------------------------------------------
+    def hidden(self, items: Tensor) -> Tensor:
+        """Bidirectional states ``(B, L, emb_dim)``; items may contain :attr:`mask_id`."""
+        real = items != PAD
+        positions = (real.cumsum(dim=1) * real).clamp(max=self.max_len)
+        x = self.dropout(self.emb_norm(self.item_emb(items) + self.pos_emb(positions)))
+        length = items.shape[1]
+        itself = torch.eye(length, dtype=torch.bool, device=items.device)
+        mask = real[:, None, None, :] | itself  # (B, 1, L, L): padded keys hidden, no causality
+        for block in self.blocks:
+            x = block(x, mask)
+        return x * real[..., None]
+
+    def head(self, h: Tensor) -> Tensor:
+        """Logits ``(..., n_items)``: catalogue columns only ([mask] has none), padding -inf."""
+        if not self.tied_head:
+            return super().head(h)
+        return self.mask_padding_logit(
+            F.linear(self.output(h), self.item_emb.weight[:self.n_items], self.output_bias))
+
+    def append_mask(self, items: Tensor) -> Tensor:
+        """``items`` with [mask] appended, cut to the last ``max_len`` columns."""
+        masks = torch.full((items.shape[0], 1), self.mask_id, dtype=items.dtype,
+                           device=items.device)
+        return torch.cat([items, masks], dim=1)[:, -self.max_len:]
+
+    def last_logits(self, items: Tensor) -> Tensor:
+        """Next-item logits ``(B, n_items)``: the scores at a [mask] appended after the session."""
+        return self.head(self.hidden(self.append_mask(items))[:, -1])
+
+    @torch.no_grad()
+    def init_item_embeddings(self, weights: Tensor) -> None:
+        """Pretrained catalogue vectors ``(n_items, emb_dim)``; the [mask] row keeps its init."""
+        expected = (self.n_items, self.emb_dim)
+        if tuple(weights.shape) != expected:
+            raise ValueError(
+                f"item embeddings must have shape {expected} (n_items incl. padding, emb_dim), "
+                f"got {tuple(weights.shape)}"
+            )
+        self.item_emb.weight[:self.n_items].copy_(weights)
+        self.item_emb.weight[PAD].zero_()
+
+
+# -- masking and loss -------------------------------------------------------------------------
+def mask_batch(items: Tensor, generator: torch.Generator, mask_id: int,
+               mask_prob: float = 0.2) -> tuple[Tensor, Tensor]:
+    """Cloze masking of left-padded sessions ``items`` ``(B, L)``.
+
+    Each real item is replaced by ``mask_id`` with probability ``mask_prob``; a non-empty
+    session with none drawn gets one random real item masked. Returns ``(masked_inputs,
+    targets)``, both ``(B, L)``: targets hold the original item at masked positions and 0
+    elsewhere, so every position with a target shows [mask] in the input. Random numbers are
+    drawn on the CPU from ``generator`` (deterministic for a seed, whatever the device).
+    """
+    if not 0.0 < mask_prob <= 1.0:
+        raise ValueError(f"mask_prob must be in (0, 1], got {mask_prob}")
+    real = (items != PAD).cpu()
+    draws = torch.rand(items.shape, generator=generator)
+    masked = (draws < mask_prob) & real
+    # Rows with real items but nothing masked: mask the real item with the highest draw.
+    missing = real.any(dim=1) & ~masked.any(dim=1)
+    if missing.any():
+        pick = draws.masked_fill(~real, -1.0).argmax(dim=1)
+        masked[missing, pick[missing]] = True
+    masked = masked.to(items.device)
+    return (items.masked_fill(masked, mask_id),
+            items.masked_fill(~masked, PAD))
+
+
+def mask_last(items: Tensor, mask_id: int) -> tuple[Tensor, Tensor]:
+    """Only the last item of each left-padded session masked: ``(masked_inputs, targets)``."""
+    masked = torch.zeros_like(items, dtype=torch.bool)
+    masked[:, -1] = items[:, -1] != PAD
+    return items.masked_fill(masked, mask_id), items.masked_fill(~masked, PAD)
+
+
+def sessions_from_batch(inputs: Tensor, targets: Tensor) -> Tensor:
+    """The sessions ``(B, L + 1)``, left-padded, behind a next-item batch (``inputs = s[:-1]``,
+    ``targets = s[1:]``, both left-padded to ``L``): the targets preceded by the session's first
+    item in the window, which is the input just before the first target's column."""
+    n_targets = (targets != PAD).sum(dim=1, keepdim=True)
+    first_col = (inputs.shape[1] - n_targets).clamp(max=inputs.shape[1] - 1)  # same in both
+    first = inputs.gather(1, first_col).masked_fill(n_targets == 0, PAD)
+    full = torch.cat([torch.zeros_like(inputs[:, :1]), targets], dim=1)
+    return full.scatter(1, first_col, first)
+
+
+def masked_item_loss(mask_prob: float = 0.2, seed: int = 0,
+                     last_item_variant: bool = True) -> LossFn:
+    """BERT4Rec's cloze loss for :func:`recpress_utils.train.fit` (see the module docstring).
+
+    Cross-entropy over all items at the masked positions of each session, plus (by default)
+    at the last position of a copy with only the last item masked. Sessions longer than the
+    model's ``max_len`` keep their latest items.
+    """
+    if not 0.0 < mask_prob <= 1.0:
+        raise ValueError(f"mask_prob must be in (0, 1], got {mask_prob}")
+    generator = torch.Generator().manual_seed(seed)
+
+    def loss(model: torch.nn.Module, inputs: Tensor, targets: Tensor) -> Tensor:
+        if not isinstance(model, BERT4Rec):
+            raise TypeError(f"masked_item_loss needs a BERT4Rec model, got {type(model).__name__}")
+        sessions = sessions_from_batch(inputs, targets)[:, -model.max_len:]
+        masked_inputs, masked_targets = mask_batch(sessions, generator, model.mask_id, mask_prob)
+        if last_item_variant:
+            last_inputs, last_targets = mask_last(sessions, model.mask_id)
+            masked_inputs = torch.cat([masked_inputs, last_inputs])
+            masked_targets = torch.cat([masked_targets, last_targets])
+        hidden = model.hidden(masked_inputs)
+        where = masked_targets != PAD
+        if not where.any():  # only empty sessions: nothing to predict
+            return hidden.sum() * 0.0
+        return F.cross_entropy(model.head(hidden[where]), masked_targets[where])
+
+    return loss
+
+
+__all__ = ["BERT4Rec", "mask_batch", "mask_last", "masked_item_loss", "sessions_from_batch"]
