@@ -43,3 +43,14 @@ def tiny_prepared(tmp_path_factory) -> Path:
                                      n_brands=40, days=10, seed=7), raw)
     prepare_from_raw(raw, root / "prepared", PrepareConfig(min_item_support=3))
     return root / "prepared"
+
+
+@pytest.fixture
+def deterministic():
+    """torch's deterministic algorithms for one test, restored afterwards."""
+    import torch
+
+    previous = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(True)
+    yield
+    torch.use_deterministic_algorithms(previous)

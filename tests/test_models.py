@@ -43,13 +43,6 @@ def tiny_model(name: str, seed: int = 0) -> SequentialRecommender:
     return model.eval()
 
 
-@pytest.fixture
-def deterministic():
-    previous = torch.are_deterministic_algorithms_enabled()
-    torch.use_deterministic_algorithms(True)
-    yield
-    torch.use_deterministic_algorithms(previous)
-
 
 def sessions(seed: int, n: int, length: int) -> list[np.ndarray]:
     rng = np.random.default_rng(seed)

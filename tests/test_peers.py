@@ -32,13 +32,6 @@ def tiny_set(seed: int = 3, n: int = 8, length: int = 6) -> tuple[torch.Tensor, 
     return left_pad([s[:-1] for s in rows], length - 1), left_pad([s[1:] for s in rows], length - 1)
 
 
-@pytest.fixture
-def deterministic():
-    previous = torch.are_deterministic_algorithms_enabled()
-    torch.use_deterministic_algorithms(True)
-    yield
-    torch.use_deterministic_algorithms(previous)
-
 
 # -- models -------------------------------------------------------------------------------------
 @pytest.mark.parametrize("name", sorted(CLASSES))

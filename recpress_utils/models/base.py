@@ -78,14 +78,17 @@ class SequentialRecommender(nn.Module, ABC):
 
     @torch.no_grad()
     def init_item_embeddings(self, weights: Tensor) -> None:
-        """Start from pretrained (Node2Vec) vectors ``(n_items, emb_dim)``; row 0 stays zero."""
+        """Start from pretrained (Node2Vec) vectors ``(n_items, emb_dim)``; row 0 stays zero.
+
+        Extra rows past the catalogue (BERT4Rec's [mask] token) keep their initialisation.
+        """
         expected = (self.n_items, self.emb_dim)
         if tuple(weights.shape) != expected:
             raise ValueError(
                 f"item embeddings must have shape {expected} (n_items incl. padding, emb_dim), "
                 f"got {tuple(weights.shape)}"
             )
-        self.item_emb.weight.copy_(weights)
+        self.item_emb.weight[:self.n_items].copy_(weights)
         self.item_emb.weight[PAD].zero_()
 
     def recommend(self, items: Tensor, k: int, bucket: int = 128) -> tuple[Tensor, Tensor]:

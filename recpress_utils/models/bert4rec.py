@@ -153,17 +153,6 @@ class BERT4Rec(SequentialRecommender):
         """Next-item logits ``(B, n_items)``: the scores at a [mask] appended after the session."""
         return self.head(self.hidden(self.append_mask(items))[:, -1])
 
-    @torch.no_grad()
-    def init_item_embeddings(self, weights: Tensor) -> None:
-        """Pretrained catalogue vectors ``(n_items, emb_dim)``; the [mask] row keeps its init."""
-        expected = (self.n_items, self.emb_dim)
-        if tuple(weights.shape) != expected:
-            raise ValueError(
-                f"item embeddings must have shape {expected} (n_items incl. padding, emb_dim), "
-                f"got {tuple(weights.shape)}"
-            )
-        self.item_emb.weight[:self.n_items].copy_(weights)
-        self.item_emb.weight[PAD].zero_()
 
 
 # -- masking and loss -------------------------------------------------------------------------
