@@ -54,3 +54,22 @@ def deterministic():
     torch.use_deterministic_algorithms(True)
     yield
     torch.use_deterministic_algorithms(previous)
+
+
+def assert_causal(model, items, n_items: int):
+    """Changing the items after position t never changes the logits at positions <= t.
+
+    Returns the logits of ``items`` (B, L, n_items) and of the last changed batch, so callers
+    can check more (e.g. that the future is not ignored altogether).
+    """
+    import torch
+
+    with torch.no_grad():
+        base = model(items)
+        for t in range(items.shape[1] - 1):
+            changed = items.clone()
+            future = changed[:, t + 1:]
+            changed[:, t + 1:] = torch.where(future != 0, future % (n_items - 1) + 1, future)
+            assert not torch.equal(changed, items)
+            torch.testing.assert_close(model(changed)[:, :t + 1], base[:, :t + 1], atol=1e-6, rtol=0)
+        return base, model(changed)
