@@ -28,12 +28,13 @@ sampled losses (SASRec: the shared item embeddings; GRU4Rec: its output layer).
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Callable, Literal, Mapping
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from recpress_utils.models.bert4rec import BERT4Rec, masked_item_loss
 from recpress_utils.sequences import PAD
 from recpress_utils.train import LossFn
 
@@ -129,5 +130,59 @@ def sampled_cross_entropy(n_negatives: int = 100, seed: int = 0,
     return loss
 
 
-__all__ = ["bce_one_negative", "full_cross_entropy", "one_negative_per_positive",
+# --------------------------------------------------------------------------- losses by name
+#: What a config may name as a model's ``loss``. ``counts`` trains nothing: the model (popularity)
+#: is fitted by counting training items (``fit_counts``).
+LOSSES: dict[str, str] = {
+    "cross_entropy": "full CE",
+    "bce_one_negative": "BCE, 1 negative",
+    "sampled_cross_entropy": "sampled CE",
+    "masked_item": "masked items",
+    "counts": "training counts",
+}
+
+
+def check_loss(name: str, model_cls: type) -> None:
+    """Fail early, with the reason, when ``name`` cannot train models of ``model_cls``."""
+    if name not in LOSSES:
+        raise ValueError(f"unknown loss {name!r}; known losses: {', '.join(LOSSES)}")
+    if name in ("bce_one_negative", "sampled_cross_entropy") and not hasattr(model_cls, "item_output"):
+        raise ValueError(f"loss {name!r} needs the model's item output vectors; "
+                         f"{model_cls.__name__} has no item_output()")
+    if (name == "masked_item") != issubclass(model_cls, BERT4Rec):
+        raise ValueError(f"loss 'masked_item' is BERT4Rec's and BERT4Rec trains only with it, "
+                         f"not {name!r} for {model_cls.__name__}")
+    if (name == "counts") != hasattr(model_cls, "fit_counts"):
+        raise ValueError(f"loss 'counts' is for count-based models only, not {name!r} "
+                         f"for {model_cls.__name__}")
+
+
+def build_loss(name: str, seed: int, positions: Literal["all", "last"] = "all",
+               settings: Mapping[str, Any] | None = None) -> LossFn | None:
+    """The training loss called ``name`` (None for ``counts``: nothing to optimise).
+
+    ``seed`` seeds the negative sampler or the masking; ``positions`` is the training config's
+    ``loss_positions`` (BERT4Rec's cloze task has its own positions); ``settings`` are the
+    factory's other arguments (``n_negatives``, ``mask_prob``, ...).
+    """
+    settings = dict(settings or {})
+    factories: dict[str, Callable[[], LossFn | None]] = {
+        "cross_entropy": lambda: full_cross_entropy(positions, **settings),
+        "bce_one_negative": lambda: bce_one_negative(seed, positions, **settings),
+        "sampled_cross_entropy": lambda: sampled_cross_entropy(seed=seed, positions=positions,
+                                                               **settings),
+        "masked_item": lambda: masked_item_loss(seed=seed, **settings),
+        "counts": lambda: None,
+    }
+    if name not in factories:
+        raise ValueError(f"unknown loss {name!r}; known losses: {', '.join(LOSSES)}")
+    if name == "counts" and settings:
+        raise ValueError(f"loss 'counts' takes no settings, got {sorted(settings)}")
+    try:
+        return factories[name]()
+    except TypeError as err:
+        raise ValueError(f"bad settings for loss {name!r}: {err}") from None
+
+
+__all__ = ["LOSSES", "bce_one_negative", "build_loss", "check_loss", "full_cross_entropy", "one_negative_per_positive",
            "sampled_cross_entropy", "sampled_softmax_loss", "scores_for"]

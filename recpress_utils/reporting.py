@@ -64,8 +64,10 @@ import yaml
 from scipy import stats
 
 from recpress_utils.io import read_json
-from recpress_utils.paper import paper_numbers
+from recpress_utils.paper import paper_numbers, peer_numbers
+from recpress_utils.latency import latency_table
 from recpress_utils.paths import REPO_ROOT, repo_path
+from recpress_utils.runs import PEER_NAMES
 
 #: Test metrics in display order (``metrics.json`` ``test`` and ``test_rest``).
 METRICS = ("MAP@1", "MAP@10", "MAP@100", "NDCG@1", "NDCG@10", "NDCG@100", "HR@1", "HR@10", "HR@100", "MRR")
@@ -120,6 +122,7 @@ def load_runs(results_dir: str | Path) -> pd.DataFrame:
             "model": m["model"],
             "display_name": m.get("display_name", m["model"]),
             "node2vec": bool(m.get("node2vec", False)),
+            "loss": m.get("spec", {}).get("loss", "cross_entropy"),
             "seed": int(m["seed"]),
             "temperature": float(m["temperature"]) if m.get("temperature") is not None else np.nan,
             **{k: m["test"].get(k, np.nan) for k in METRICS},
@@ -197,7 +200,14 @@ def _table_rows(runs: pd.DataFrame, which: str) -> list[tuple[str, str, dict[str
     else:
         raise ValueError(f"which must be 'tables_2_3' or 'tables_4_5', not {which!r}")
     label = runs.groupby("group")["display_name"].first()
-    return rows + [(label[g], g, None) for g in extra]
+    return rows + [(label[g], g, None) for g in sorted(extra, key=lambda g: _peer_order(runs, g))]
+
+
+def _peer_order(runs: pd.DataFrame, group: str) -> tuple[int, str]:
+    """Peers in the order simple -> strong (popularity, GRU4Rec, SASRec, BERT4Rec), then by name."""
+    model = runs.loc[runs["group"] == group, "model"].iloc[0]
+    order = list(PEER_NAMES)
+    return (order.index(model) if model in order else len(order), group)
 
 
 def paper_table(runs: pd.DataFrame, which: str, digits: int = 4, target: str = "last") -> pd.DataFrame:
@@ -226,6 +236,76 @@ def paper_table(runs: pd.DataFrame, which: str, digits: int = 4, target: str = "
     table.columns = pd.MultiIndex.from_tuples(table.columns)
     table.index.name = "T" if which == "tables_4_5" else "model"
     return table.round(digits)
+
+
+def leaderboard(runs: pd.DataFrame, metrics: Iterable[str] = ("NDCG@10", "MAP@10", "HR@10"),
+                digits: int = 4) -> pd.DataFrame:
+    """Every model group, best first by the first metric: mean and 95 % CI bounds per metric,
+    seeds, and whether the paper has the model ("paper") or it is ours ("beyond the paper").
+
+    Students appear by temperature, the peers beside the paper's models: one table answers
+    "how do the teacher and the student stand against the models people use".
+    """
+    metrics = list(metrics)
+    agg = aggregate(runs, metrics)
+    label = runs.groupby("group")["display_name"].first()
+    in_paper = set(PAPER_GROUPS) | {f"student-T{t}" for t in paper_numbers()["tables_4_5"]}
+    table = pd.DataFrame(index=agg.index)
+    for metric in metrics:
+        for stat, name in (("mean", metric), ("low", f"{metric} CI low"), ("high", f"{metric} CI high")):
+            table[name] = agg[(metric, stat)]
+    table["n"] = agg[(metrics[0], "n")]
+    table["note"] = ["paper" if g in in_paper else BEYOND for g in table.index]
+    table.index = [label[g] for g in table.index]
+    table.index.name = "model"
+    return table.sort_values(metrics[0], ascending=False, kind="stable").round(digits)
+
+
+def latency_beside_paper(latency: Mapping[str, Any]) -> pd.DataFrame:
+    """Table 6: our seconds per 1,000 requests per model, the paper's where it has the model."""
+    table = latency_table(latency)
+    paper = paper_numbers()["table_6"]
+    key = lambda name: "Student" if name.startswith("Student") else name
+    table["paper s/1000"] = [paper.get(key(n), np.nan) for n in table.index]
+    in_paper = lambda n: key(n) in paper or "floor" in n or "graph traversal" in n
+    table["note"] = ["" if in_paper(n) else BEYOND for n in table.index]
+    return table
+
+
+def sanity_bars(runs: pd.DataFrame, dataset: str, metric: str = "NDCG@10",
+                margin: float = 2.0, band: tuple[float, float] = (0.5, 2.0)) -> pd.DataFrame:
+    """Checks that the peers are implemented well enough to compare against (issue #7).
+
+    1. SASRec with full cross-entropy beats popularity by a wide margin: the per-seed ratio
+       ``sasrec / popularity`` of ``metric`` has its 95 % CI lower bound >= ``margin``
+       ("pass"), its upper bound < ``margin`` ("fail"), otherwise "inconclusive".
+    2. For every published figure of ``dataset`` (``peer_numbers.yaml``) whose model we ran:
+       our mean over published lies within ``band`` ("pass"), else "fail". Published numbers
+       come from other code and settings, so this is an order-of-magnitude check.
+    """
+    rows = []
+    if {"sasrec", "popularity"} <= set(runs["group"]):
+        ratio = mean_ci(paired(runs, "sasrec", "popularity", metric, ratio=True))
+        n = len(paired(runs, "sasrec", "popularity", metric))
+        status = ("inconclusive" if n < 2 else "pass" if ratio[1] >= margin
+                  else "fail" if ratio[2] < margin else "inconclusive")
+        rows.append({"check": f"SASRec (full CE) / popularity, {metric}, >= {margin:g}x",
+                     "ours": _ci_text(ratio, ".2f"), "published": "", "status": status,
+                     "source": f"paired by seed, {n} seeds"})
+    label = runs.groupby("group")["display_name"].first()
+    by_name = {name: group for group, name in label.items()}
+    for ref in peer_numbers().get(dataset, []):
+        group = by_name.get(ref["model"])
+        if group is None:
+            continue
+        for key in (k for k in METRICS if k in ref):
+            ours = mean_ci(runs.loc[runs["group"] == group, key])
+            share = ours[0] / ref[key]
+            rows.append({"check": f"{ref['model']} {key} vs published (x{band[0]:g} to x{band[1]:g})",
+                         "ours": _ci_text(ours, ".4f"), "published": f"{ref[key]:.4f}",
+                         "status": "pass" if band[0] <= share <= band[1] else "fail",
+                         "source": ref["source"]})
+    return pd.DataFrame(rows, columns=["check", "ours", "published", "status", "source"])
 
 
 def curves(runs: pd.DataFrame | str | Path, groups: Iterable[str], metric: str) -> pd.DataFrame:

@@ -7,15 +7,17 @@ half of the session), ``history`` (validation metrics per epoch), settings, seed
 
 from __future__ import annotations
 
-from dataclasses import asdict
+import time
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import torch
 
 from recpress_utils.distill import distillation_loss
 from recpress_utils.io import atomic_path, read_json, write_json
-from recpress_utils.models import build_model, uses_kg
+from recpress_utils.losses import LOSSES, build_loss, check_loss
+from recpress_utils.models import MODELS, build_model, uses_kg
 from recpress_utils.sequences import Sessions, load_sessions, n_items
 from recpress_utils.train import FitResult, TrainConfig, count_parameters, evaluate, fit, pick_device, set_determinism
 
@@ -27,6 +29,54 @@ PAPER_NAMES = {
     ("mixed_attention", True): "Mixed Attention + Node2Vec",
     ("student", False): "Student (hard labels, no teacher)",
 }
+#: Display names of the peers' architectures (beyond the paper).
+PEER_NAMES = {"popularity": "Popularity", "gru4rec": "GRU4Rec", "sasrec": "SASRec",
+              "bert4rec": "BERT4Rec"}
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One configured model: which architecture, trained with which loss, built how.
+
+    Built from one entry of the config's ``models`` section, whose key is the model's name in
+    run folders and tables (``sasrec_bce``). ``architecture`` (a name in
+    :data:`~recpress_utils.models.MODELS`) defaults to that key, ``loss`` (a name in
+    :data:`~recpress_utils.losses.LOSSES`) to the architecture's ``default_loss``;
+    ``loss_settings`` go to the loss, ``settings`` to the model's constructor.
+    """
+
+    name: str
+    architecture: str
+    loss: str
+    loss_settings: dict[str, Any] = field(default_factory=dict)
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_config(cls, name: str, entry: Mapping[str, Any] | None = None) -> "ModelSpec":
+        """Validate one ``models`` entry; unknown keys, architectures and losses fail here."""
+        entry = dict(entry or {})
+        unknown = sorted(set(entry) - {"architecture", "loss", "loss_settings", "settings"})
+        if unknown:
+            raise ValueError(f"model {name!r}: unknown key(s) {', '.join(unknown)}; "
+                             "accepted: architecture, loss, loss_settings, settings")
+        architecture = entry.get("architecture", name)
+        if architecture not in MODELS:
+            raise ValueError(f"model {name!r}: unknown architecture {architecture!r}; "
+                             f"known: {', '.join(sorted(MODELS))}")
+        loss = entry.get("loss", MODELS[architecture].default_loss)
+        check_loss(loss, MODELS[architecture])
+        return cls(name, architecture, loss, dict(entry.get("loss_settings") or {}),
+                   dict(entry.get("settings") or {}))
+
+    def display_name(self, node2vec: bool = False) -> str:
+        """The paper's name for its models; for the peers, architecture and loss."""
+        if (self.architecture, node2vec) in PAPER_NAMES and self.loss == "cross_entropy":
+            return PAPER_NAMES[(self.architecture, node2vec)]
+        base = PEER_NAMES.get(self.architecture, self.name)
+        loss = LOSSES[self.loss]
+        if "n_negatives" in self.loss_settings:
+            loss += f", {self.loss_settings['n_negatives']} negatives"
+        return f"{base} ({loss}){' + Node2Vec' if node2vec else ''}"
 
 
 def run_name(model: str, node2vec: bool, seed: int) -> str:
@@ -63,10 +113,9 @@ def evaluate_test(net: torch.nn.Module, test: Sessions, cfg: TrainConfig) -> dic
 
 
 def train_run(
-    model: str,
+    spec: ModelSpec,
     prepared_dir: str | Path,
     run_dir: str | Path,
-    model_kwargs: dict[str, Any],
     train_cfg: TrainConfig,
     seed: int,
     threads: int,
@@ -74,18 +123,37 @@ def train_run(
     neighbors_path: str | Path | None = None,
     progress: bool = True,
 ) -> tuple[torch.nn.Module, FitResult, dict[str, Any]]:
-    """Train one model on the true next items; write ``metrics.json`` and ``model.pt``."""
+    """Train one model with its loss on the training split; write ``metrics.json`` and ``model.pt``.
+
+    A ``counts`` model (popularity) is fitted by counting training items: no epochs, an empty
+    history, ``best_epoch`` 0.
+    """
     set_determinism(seed, threads)
     splits = {s: load_sessions(prepared_dir, s) for s in ("train", "valid", "test")}
-    net = build_for_data(model, prepared_dir, model_kwargs, node2vec_path, neighbors_path)
-    result = fit(net, splits["train"], splits["valid"], train_cfg, seed, progress=progress)
+    net = build_for_data(spec.architecture, prepared_dir, spec.settings, node2vec_path,
+                         neighbors_path)
+    loss = build_loss(spec.loss, seed, train_cfg.loss_positions, spec.loss_settings)
+    if loss is None:
+        result = fit_counts(net, splits["train"])
+    else:
+        result = fit(net, splits["train"], splits["valid"], train_cfg, seed, loss_fn=loss,
+                     progress=progress)
     info = {
-        "model": model,
-        "display_name": PAPER_NAMES.get((model, node2vec_path is not None), model),
+        "model": spec.architecture,
+        "display_name": spec.display_name(node2vec_path is not None),
         "node2vec": node2vec_path is not None,
-        "model_kwargs": model_kwargs,
+        "model_kwargs": spec.settings,
+        "spec": asdict(spec),
     }
     return net, result, _finish_run(net, result, splits["test"], train_cfg, seed, threads, run_dir, info)
+
+
+def fit_counts(net: torch.nn.Module, train: Sessions) -> FitResult:
+    """Fit a count-based model (popularity) on the training sessions: no epochs, no history."""
+    started = time.perf_counter()
+    net.fit_counts(train.items)
+    return FitResult([], 0, {k: v.clone() for k, v in net.state_dict().items()},
+                     time.perf_counter() - started)
 
 
 def distill_run(

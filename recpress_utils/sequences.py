@@ -74,6 +74,29 @@ def eval_examples(
     return left_pad(inputs, max_len), targets
 
 
+def training_windows(sessions: Sessions, max_len: int) -> Sessions:
+    """Sessions longer than ``max_len + 1`` cut into consecutive windows of ``max_len + 1`` items.
+
+    Windows end at the last item, then every ``max_len`` items back (the oldest may be shorter;
+    a single leftover item is dropped: it is no target), so every target of the session is
+    trained on exactly once, with the items of its window as context, instead of only the
+    latest ``max_len`` (long user histories such as MovieLens). Shorter sessions are kept
+    as they are, so data already cut to ``max_len`` is unchanged.
+    """
+    if max_len < 1:
+        raise ValueError(f"max_len must be >= 1, got {max_len}")
+    items: list[np.ndarray] = []
+    actions: list[np.ndarray] = []
+    for its, acts in zip(sessions.items, sessions.actions):
+        for end in range(len(its), 1, -max_len):
+            start = max(end - max_len - 1, 0)
+            items.append(its[start:end])
+            actions.append(acts[start:end])
+            if len(its) <= max_len + 1:
+                break
+    return Sessions(items, actions)
+
+
 def train_batches(
     sessions: Sessions,
     batch_size: int,

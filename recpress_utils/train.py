@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from recpress_utils.metrics import MetricAccumulator
-from recpress_utils.sequences import Sessions, TargetMode, eval_examples, train_batches
+from recpress_utils.sequences import Sessions, TargetMode, eval_examples, train_batches, training_windows
 from recpress_utils.settings import Settings
 
 #: loss(model, inputs (B, L), targets (B, L) with 0 = no target) -> scalar tensor
@@ -130,6 +130,7 @@ def fit(
     generator = torch.Generator().manual_seed(seed)
     history: list[dict[str, float]] = []
     best_score, best_epoch, best_state, since_best = -1.0, 0, copy.deepcopy(model.state_dict()), 0
+    train = training_windows(train, cfg.max_len)
     n_batches = -(-len(train) // cfg.batch_size)
     started = time.perf_counter()
     for epoch in range(1, cfg.epochs + 1):

@@ -9,10 +9,12 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 
 from recpress_utils.paths import REPO_ROOT
 
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+PEERS = yaml.safe_load((REPO_ROOT / "config" / "config.yaml").read_text())["peers"]
 
 
 def _snakemake(*args: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -51,26 +53,23 @@ def test_tiny_profile_runs_every_stage(tiny_run):
     assert runs == sorted([
         "baseline_s42", "baseline-n2v_s42", "mixed_attention_s42", "mixed_attention-n2v_s42",
         "student-T0.5_s42", "student-T1_s42", "student-T2_s42", "student-T5_s42", "student_s42",
+        *(f"{peer}_s42" for peer in PEERS),
     ])
     for run in runs:
         m = json.loads((tiny_run / "runs" / run / "metrics.json").read_text())
         assert 0 < m["test"]["NDCG@10"] <= 1, run
     latency = json.loads((tiny_run / "benchmark" / "latency.json").read_text())
-    assert len(latency["models"]) == 4 and latency["floor"]["product_topk"]["median"] > 0
+    assert len(latency["models"]) == 4 + len(PEERS) and latency["floor"]["product_topk"]["median"] > 0
     assert (tiny_run / "claims" / "relatedness.json").exists()
     report = (tiny_run / "report" / "index.html").read_text()
     assert "Tables 2-3" in report and "The claims" in report
     htmls = {p.stem for p in (tiny_run / "notebooks").glob("*.html")}
     assert {"02_build_kg", "03_node2vec", "06_benchmark", "05_distill_T1_s42",
-            "04_train_model_mixed_attention-n2v_s42"} <= htmls
-
-
-def test_kg_models_in_the_workflow_match_the_package():
-    from recpress_utils.models import MODELS, uses_kg
-
-    text = (REPO_ROOT / "workflow" / "rules" / "common.smk").read_text()
-    declared = eval(text.split("KG_MODELS = ", 1)[1].splitlines()[0])
-    assert declared == {name for name in MODELS if uses_kg(name)}
+            "04_train_model_mixed_attention-n2v_s42", "04_train_model_popularity_s42"} <= htmls
+    popularity = json.loads((tiny_run / "runs" / "popularity_s42" / "metrics.json").read_text())
+    assert popularity["epochs_run"] == 0 and popularity["spec"]["loss"] == "counts"
+    bert = json.loads((tiny_run / "runs" / "bert4rec_s42" / "metrics.json").read_text())
+    assert bert["spec"]["loss"] == "masked_item" and bert["display_name"] == "BERT4Rec (masked items)"
 
 
 @pytest.mark.pipeline

@@ -25,9 +25,23 @@ def level(value: float, **overrides: float) -> dict[str, float]:
     return out
 
 
+PEERS = {"popularity": ("popularity", "Popularity (training counts)"),
+         "sasrec": ("sasrec", "SASRec (full CE)"), "sasrec_bce": ("sasrec", "SASRec (BCE, 1 negative)"),
+         "gru4rec": ("gru4rec", "GRU4Rec (full CE)"), "bert4rec": ("bert4rec", "BERT4Rec (masked items)")}
+
+
 def write_run(root: Path, group: str, seed: int, test: dict[str, float],
               history: list[dict] | None = None) -> Path:
     """One ``runs/<group>_s<seed>/metrics.json`` in the layout of ``recpress_utils.runs``."""
+    if group in PEERS:
+        model, display = PEERS[group]
+        run_dir = root / "runs" / f"{group}_s{seed}"
+        run_dir.mkdir(parents=True)
+        (run_dir / "metrics.json").write_text(json.dumps({
+            "model": model, "display_name": display, "node2vec": False, "seed": seed, "test": test,
+            "spec": {"loss": "counts" if model == "popularity" else "cross_entropy"},
+            "history": [], "best_epoch": 0, "epochs_run": 0}))
+        return run_dir
     model = "student" if group.startswith("student") else group.removesuffix("-n2v")
     temperature = float(group.removeprefix("student-T")) if group.startswith("student-T") else None
     history = history or [{"epoch": 1, "train_loss": 1.0, "epoch_seconds": 1.0, **test}]
@@ -358,3 +372,60 @@ def test_provenance(tmp_path, monkeypatch):
     monkeypatch.setattr(reporting.subprocess, "run", no_git)
     prov = reporting.provenance({"dataset": "synthetic"}, tmp_path / "empty")
     assert prov["git_commit"] == "unknown" and prov["seeds"] == [] and prov["config"] == {"dataset": "synthetic"}
+
+
+# --------------------------------------------------------------------------- peers
+def test_peers_join_tables_2_3_beyond_the_paper_simple_to_strong(tmp_path):
+    groups = {g: [level(0.3)] * 3 for g in ("baseline", "bert4rec", "sasrec_bce", "sasrec", "popularity", "gru4rec")}
+    table = reporting.paper_table(runs_of(tmp_path, groups), "tables_2_3")
+    peers = list(table.index[4:])
+    assert peers == ["Popularity (training counts)", "GRU4Rec (full CE)", "SASRec (full CE)",
+                     "SASRec (BCE, 1 negative)", "BERT4Rec (masked items)"]
+    assert (table.loc[peers, ("note", "")] == reporting.BEYOND).all()
+    assert table.loc[peers, ("n", "")].tolist() == [3] * 5
+    assert table.loc["Baseline", ("note", "")] == ""
+
+
+def test_leaderboard_sorts_by_the_first_metric_and_marks_the_paper_models(tmp_path):
+    runs = runs_of(tmp_path, {"baseline": [level(0.30)] * 3, "sasrec": [level(0.35), level(0.36), level(0.37)],
+                              "student-T1": [level(0.25)] * 3, "popularity": [level(0.05)] * 2})
+    board = reporting.leaderboard(runs)
+    assert list(board.index) == ["SASRec (full CE)", "Baseline", "Student (T = 1)", "Popularity (training counts)"]
+    assert board.loc["SASRec (full CE)", "NDCG@10"] == pytest.approx(0.36)
+    assert board.loc["SASRec (full CE)", "HR@10 CI low"] < 0.36 < board.loc["SASRec (full CE)", "HR@10 CI high"]
+    assert board["note"].tolist() == [reporting.BEYOND, "paper", "paper", reporting.BEYOND]
+    assert board.loc["Popularity (training counts)", "n"] == 2
+
+
+@pytest.mark.parametrize("sasrec, status", [
+    ([0.30, 0.32, 0.31], "pass"),      # 6x popularity on every seed
+    ([0.06, 0.07, 0.065], "fail"),     # barely above popularity
+    ([0.05, 0.30, 0.10], "inconclusive"),
+])
+def test_sanity_bar_sasrec_beats_popularity_by_a_wide_margin(tmp_path, sasrec, status):
+    runs = runs_of(tmp_path, {"popularity": [level(0.05)] * 3, "sasrec": [level(v) for v in sasrec]})
+    bars = reporting.sanity_bars(runs, "synthetic")
+    assert len(bars) == 1 and bars.loc[0, "status"] == status
+    assert bars.loc[0, "source"] == "paired by seed, 3 seeds"
+
+
+def test_sanity_bar_against_published_numbers(tmp_path):
+    runs = runs_of(tmp_path, {"popularity": [level(0.02)] * 3, "sasrec": [level(0.07, HR_10=0.12)] * 3})
+    bars = reporting.sanity_bars(runs, "ml-100k").set_index("check")
+    published = [c for c in bars.index if "published" in c]
+    assert len(published) == 2 and (bars.loc[published, "status"] == "pass").all()
+    assert all("UniRec" in bars.loc[c, "source"] for c in published)
+    far = reporting.sanity_bars(runs_of(tmp_path / "far", {"sasrec": [level(0.5)] * 3}), "ml-100k")
+    assert (far["status"] == "fail").all() and len(far) == 2
+
+
+def test_latency_beside_paper_marks_the_peers():
+    bench = latency((0.1, 0.09, 0.11), (1.0, 0.9, 1.1), (2.7, 2.5, 2.9))
+    for row in bench["models"].values():
+        row.update(single={"median": 1.0}, x_floor=2.0, parameters=10, bytes=1000)
+    bench["models"]["SASRec (full CE)"] = bench["models"]["Baseline"]
+    bench["floor"] = {"product_topk": {"median": 0.05, "iqr": 0.0}}
+    table = reporting.latency_beside_paper(bench)
+    assert table.loc["Baseline", "paper s/1000"] == 1.01 and table.loc["Student (T = 1)", "paper s/1000"] == 0.189
+    assert table.loc["SASRec (full CE)", "note"] == reporting.BEYOND and math.isnan(table.loc["SASRec (full CE)", "paper s/1000"])
+    assert (table.drop(index="SASRec (full CE)")["note"] == "").all()

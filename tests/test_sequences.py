@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from recpress_utils.sequences import Sessions, eval_examples, left_pad, train_batches
+from recpress_utils.sequences import Sessions, eval_examples, left_pad, train_batches, training_windows
 
 
 def _sessions(*seqs):
@@ -49,3 +49,31 @@ def test_train_batches_are_seeded():
     b = [x.tolist() for x, _ in train_batches(sess, 8, torch.Generator().manual_seed(3))]
     c = [x.tolist() for x, _ in train_batches(sess, 8, torch.Generator().manual_seed(4))]
     assert a == b and a != c
+
+
+def test_training_windows_train_every_target_once_with_its_window_as_context():
+    rng = np.random.default_rng(0)
+    items = [rng.permutation(np.arange(1, 200))[:n] for n in (1, 2, 5, 6, 7, 23, 120)]
+    sessions = Sessions(items, [np.arange(len(s)) for s in items])
+    for max_len in (1, 5, 50):
+        windows = training_windows(sessions, max_len)
+        assert all(2 <= len(w) <= max_len + 1 for w in windows.items)
+        for w, a in zip(windows.items, windows.actions):
+            assert len(w) == len(a)
+        # every (context, target) pair of the original sessions, targets counted once each
+        targets = sorted(int(t) for w in windows.items for t in w[1:])
+        assert targets == sorted(int(t) for s in items for t in s[1:])
+        # each session's windows are contiguous slices of it, latest first, overlapping by one
+        for s in items:
+            own = training_windows(Sessions([s], [np.arange(len(s))]), max_len).items
+            end = len(s)
+            for w in own:
+                assert np.array_equal(s[end - len(w):end], w)
+                end -= len(w) - 1
+
+
+def test_training_windows_leave_short_sessions_unchanged():
+    items = [np.array([1, 2, 3]), np.array([4, 5])]
+    sessions = Sessions(items, [np.zeros(3), np.zeros(2)])
+    windows = training_windows(sessions, 50)
+    assert [w.tolist() for w in windows.items] == [[1, 2, 3], [4, 5]]

@@ -7,17 +7,18 @@ import json
 import pytest
 import torch
 
-from recpress_utils.runs import train_run
+from recpress_utils.runs import ModelSpec, load_run, train_run
 from recpress_utils.sequences import load_sessions
 from recpress_utils.train import TrainConfig, evaluate, fit, set_determinism
 from recpress_utils.models import build_model
 from recpress_utils.sequences import n_items
 
 FAST = TrainConfig(epochs=2, batch_size=64, lr=3e-3, patience=2)
+BASELINE = ModelSpec.from_config("baseline")
 
 
 def test_same_seed_same_numbers(tiny_prepared, tmp_path):
-    runs = [train_run("baseline", tiny_prepared, tmp_path / r, {}, FAST, seed=1, threads=1, progress=False)[2]
+    runs = [train_run(BASELINE, tiny_prepared, tmp_path / r, FAST, seed=1, threads=1, progress=False)[2]
             for r in ("a", "b")]
     assert runs[0]["test"] == runs[1]["test"]
     assert [h["NDCG@10"] for h in runs[0]["history"]] == [h["NDCG@10"] for h in runs[1]["history"]]
@@ -27,7 +28,7 @@ def test_same_seed_same_numbers(tiny_prepared, tmp_path):
 
 
 def test_metrics_file_contract(tiny_prepared, tmp_path):
-    train_run("baseline", tiny_prepared, tmp_path, {}, FAST, seed=3, threads=1, progress=False)
+    train_run(BASELINE, tiny_prepared, tmp_path, FAST, seed=3, threads=1, progress=False)
     m = json.loads((tmp_path / "metrics.json").read_text())
     for key in ("MAP@1", "MAP@10", "MAP@100", "NDCG@1", "NDCG@10", "NDCG@100", "HR@10", "MRR"):
         assert 0.0 <= m["test"][key] <= 1.0 and key in m["test_rest"]
@@ -63,3 +64,49 @@ def test_early_stopping_keeps_the_best_epoch(tiny_prepared):
 def test_config_rejects_unknown_key():
     with pytest.raises(ValueError, match="learning_rate"):
         TrainConfig.from_dict({"learning_rate": 0.1})
+
+
+# -- model specs: architecture + loss from the config ---------------------------------------
+def test_spec_defaults_and_display_names():
+    assert ModelSpec.from_config("baseline").display_name() == "Baseline"
+    assert ModelSpec.from_config("mixed_attention").display_name(node2vec=True) == "Mixed Attention + Node2Vec"
+    pop = ModelSpec.from_config("popularity")
+    assert (pop.architecture, pop.loss) == ("popularity", "counts")
+    assert ModelSpec.from_config("bert4rec").loss == "masked_item"
+    sampled = ModelSpec.from_config("sasrec_sampled", {"architecture": "sasrec", "loss": "sampled_cross_entropy",
+                                                       "loss_settings": {"n_negatives": 64}})
+    assert sampled.display_name() == "SASRec (sampled CE, 64 negatives)"
+    assert ModelSpec.from_config("sasrec").display_name() == "SASRec (full CE)"
+
+
+@pytest.mark.parametrize("name, entry, message", [
+    ("nosuch", {}, "unknown architecture 'nosuch'"),
+    ("sasrec", {"los": "bce_one_negative"}, "unknown key"),
+    ("sasrec", {"loss": "bpr"}, "unknown loss 'bpr'"),
+    ("baseline", {"loss": "bce_one_negative"}, "no item_output"),
+    ("bert4rec", {"loss": "cross_entropy"}, "BERT4Rec trains only with it"),
+    ("sasrec", {"loss": "masked_item"}, "BERT4Rec"),
+    ("gru4rec", {"loss": "counts"}, "count-based"),
+])
+def test_spec_rejects_bad_entries(name, entry, message):
+    with pytest.raises(ValueError, match=message):
+        ModelSpec.from_config(name, entry)
+
+
+@pytest.mark.parametrize("name, entry", [
+    ("popularity", {}),
+    ("gru4rec", {"settings": {"emb_dim": 16, "gru_dim": 16}}),
+    ("sasrec_bce", {"architecture": "sasrec", "loss": "bce_one_negative", "settings": {"emb_dim": 16}}),
+    ("sasrec_sampled", {"architecture": "sasrec", "loss": "sampled_cross_entropy",
+                        "loss_settings": {"n_negatives": 20}, "settings": {"emb_dim": 16}}),
+    ("bert4rec", {"settings": {"emb_dim": 16}, "loss_settings": {"mask_prob": 0.3}}),
+])
+def test_every_peer_trains_through_the_shared_run(tiny_prepared, tmp_path, name, entry):
+    spec = ModelSpec.from_config(name, entry)
+    metrics = train_run(spec, tiny_prepared, tmp_path, FAST, seed=1, threads=1, progress=False)[2]
+    assert metrics["spec"]["loss"] == spec.loss and metrics["model"] == spec.architecture
+    assert metrics["epochs_run"] == (0 if spec.loss == "counts" else len(metrics["history"]))
+    assert 0.0 < metrics["test"]["NDCG@10"] <= 1.0
+    reloaded = load_run(tmp_path, tiny_prepared)  # what the benchmark and the report do
+    test = load_sessions(tiny_prepared, "test")
+    assert evaluate(reloaded, test).result()["NDCG@10"] == pytest.approx(metrics["test"]["NDCG@10"], abs=1e-9)

@@ -11,6 +11,7 @@ from typing import Any
 
 from recpress_utils.models.base import SequentialRecommender
 from recpress_utils.models.baseline import LSTMBaseline
+from recpress_utils.models.bert4rec import BERT4Rec
 from recpress_utils.models.gru4rec import GRU4Rec
 from recpress_utils.models.mixed_attention import MixedAttention
 from recpress_utils.models.popularity import Popularity
@@ -19,6 +20,7 @@ from recpress_utils.models.student import Student
 
 MODELS: dict[str, type[SequentialRecommender]] = {
     "baseline": LSTMBaseline,
+    "bert4rec": BERT4Rec,
     "gru4rec": GRU4Rec,
     "mixed_attention": MixedAttention,
     "popularity": Popularity,

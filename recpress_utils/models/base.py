@@ -10,6 +10,7 @@ Column 0 of every logit row is the padding item and is set to ``-inf``.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from typing import ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -22,7 +23,14 @@ class SequentialRecommender(nn.Module, ABC):
 
     ``head_in`` is the width of the subclass's hidden state; the head is
     ``Linear(head_in, mlp_hidden) -> ReLU -> Dropout -> Linear(mlp_hidden, n_items)``.
+
+    ``causal``: position t depends only on positions <= t (False only for bidirectional
+    models, which the causality test skips). ``default_loss``: the name in
+    :data:`recpress_utils.losses.LOSSES` a run uses when its config names none.
     """
+
+    causal: ClassVar[bool] = True
+    default_loss: ClassVar[str] = "cross_entropy"
 
     def __init__(self, n_items: int, emb_dim: int, head_in: int, mlp_hidden: int,
                  dropout: float) -> None:

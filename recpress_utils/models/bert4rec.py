@@ -86,6 +86,9 @@ class BERT4Rec(SequentialRecommender):
     row (the [mask] token), logits have ``n_items`` columns.
     """
 
+    causal = False  # bidirectional by design; the cloze loss keeps targets hidden instead
+    default_loss = "masked_item"
+
     def __init__(self, n_items: int, emb_dim: int = 64, n_blocks: int = 2, n_heads: int = 2,
                  ffn_dim: int = 256, dropout: float = 0.2, max_len: int = 50,
                  tied_head: bool = True, mlp_hidden: int = 64) -> None:

@@ -4,6 +4,9 @@ import glob
 import json
 import sys
 
+from recpress_utils.models import uses_kg
+from recpress_utils.runs import ModelSpec
+
 PY = sys.executable  # the interpreter running Snakemake: works without an activated venv
 DATASET = config["dataset"]
 OUT = f"{config['results_dir']}/{DATASET}"
@@ -17,8 +20,14 @@ def nb_params(**params):
     return json.dumps({**base, **params}, sort_keys=True)
 
 
-#: Models that read the knowledge graph's neighbour tables (tests/test_pipeline.py checks this).
-KG_MODELS = {"mixed_attention"}
+def model_spec(name):
+    """The config's ``models`` entry of ``name``, validated (typos fail before any job runs)."""
+    return ModelSpec.from_config(name, config["models"].get(name, {}))
+
+
+def reads_kg(name):
+    """Whether model ``name`` reads the knowledge graph's neighbour tables."""
+    return uses_kg(model_spec(name).architecture)
 #: The paper's four models: Baseline and Mixed Attention, each without and with Node2Vec.
 PAPER_RUNS = [
     f"{model}{n2v}_s{seed}"
@@ -26,6 +35,10 @@ PAPER_RUNS = [
     for n2v in ("", "-n2v")
     for seed in config["seeds"]
 ]
+
+#: Peers beyond the paper (popularity, GRU4Rec, SASRec with three losses, BERT4Rec), every seed.
+PEERS = {name: model_spec(name) for name in config["peers"]}
+PEER_RUNS = [f"{name}_s{seed}" for name in PEERS for seed in config["seeds"]]
 
 #: The teacher the student learns from (the paper's best: Mixed Attention + Node2Vec).
 TEACHER_RUN = config["distill"]["teacher"]
@@ -47,6 +60,7 @@ BENCHMARK_RUNS = {
     BENCHMARK_NAMES["baseline"]: f"{OUT}/runs/baseline_s{_SEED0}",
     BENCHMARK_NAMES["teacher"]: f"{OUT}/runs/{TEACHER_RUN}_s{_SEED0}",
     BENCHMARK_NAMES["student"]: f"{OUT}/runs/student-T{config['benchmark']['student_temperature']:g}_s{_SEED0}",
+    **{spec.display_name(): f"{OUT}/runs/{name}_s{_SEED0}" for name, spec in PEERS.items()},
 }
 
 #: Runs whose top items after a seed item are checked for relatedness (claim C6).
@@ -58,7 +72,8 @@ RELATEDNESS_RUNS = PAPER_RUNS + [
 def final_outputs():
     """What `snakemake` builds by default: every stage's outputs and rendered notebook."""
     stages = ["01_prepare_data", "02_build_kg", "03_node2vec"]
-    stages += [f"04_train_model_{run}" for run in PAPER_RUNS + STUDENT_RUNS if "-T" not in run]
+    trained = PAPER_RUNS + PEER_RUNS + [run for run in STUDENT_RUNS if "-T" not in run]
+    stages += [f"04_train_model_{run}" for run in trained]
     stages += [f"05_distill_{run.removeprefix('student-')}" for run in STUDENT_RUNS if "-T" in run]
     stages += ["06_benchmark"]
     outputs = [
@@ -68,7 +83,7 @@ def final_outputs():
         f"{OUT}/prepared/stats.json",
         f"{OUT}/kg/kg_stats.json",
         f"{OUT}/embeddings/node2vec_stats.json",
-        *[f"{OUT}/runs/{run}/metrics.json" for run in PAPER_RUNS + STUDENT_RUNS],
+        *[f"{OUT}/runs/{run}/metrics.json" for run in PAPER_RUNS + PEER_RUNS + STUDENT_RUNS],
         *[f"{OUT}/notebooks/{stage}.html" for stage in stages],
     ]
     if OUT == DEFAULT_OUT:  # the committed report describes the default run only
@@ -85,7 +100,7 @@ def train_inputs(wildcards):
         "test": f"{OUT}/prepared/test.parquet",
         "vocab": f"{OUT}/prepared/items.parquet",
     }
-    if wildcards.model in KG_MODELS:
+    if reads_kg(wildcards.model):
         inputs["neighbors"] = f"{OUT}/kg/neighbors.pt"
     if wildcards.n2v:
         inputs["embeddings"] = f"{OUT}/embeddings/node2vec.pt"
@@ -111,7 +126,7 @@ def distill_inputs(wildcards):
         "test": f"{OUT}/prepared/test.parquet",
         "teacher": f"{OUT}/runs/{TEACHER_RUN}_s{wildcards.seed}/model.pt",
     }
-    if TEACHER_MODEL in KG_MODELS:
+    if reads_kg(TEACHER_MODEL):
         inputs["neighbors"] = f"{OUT}/kg/neighbors.pt"
     return inputs
 

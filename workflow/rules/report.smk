@@ -37,7 +37,7 @@ rule report:
         notebook=f"{OUT}/report/report.ipynb",
     params:
         papermill=PAPERMILL,
-        nb=nb_params(results_dir=OUT, config=config),
+        nb=nb_params(results_dir=OUT, dataset=DATASET, config=config),
     log:
         f"{OUT}/logs/07_report.log",
     threads: 1

@@ -1,4 +1,5 @@
-# The paper's models (and later the peers), one rule parameterized by model, Node2Vec switch and seed.
+# The paper's models, the peers and the hard-label student: one rule parameterized by model
+# (a name in config `models`: architecture + loss + settings), Node2Vec switch and seed.
 
 
 wildcard_constraints:
@@ -18,13 +19,13 @@ rule train_model:
         papermill=PAPERMILL,
         nb=lambda wildcards, input: nb_params(
             model=wildcards.model,
+            spec=config["models"].get(wildcards.model, {}),
             node2vec=bool(wildcards.n2v),
             seed=int(wildcards.seed),
             prepared_dir=f"{OUT}/prepared",
             neighbors_path=input.get("neighbors", ""),
             node2vec_path=input.get("embeddings", ""),
             run_dir=f"{OUT}/runs/{wildcards.model}{wildcards.n2v}_s{wildcards.seed}",
-            model_kwargs=config["models"].get(wildcards.model, {}),
             train=config["train"],
         ),
     log:
