@@ -42,7 +42,8 @@ class ModelSpec:
     run folders and tables (``sasrec_bce``). ``architecture`` (a name in
     :data:`~recpress_utils.models.MODELS`) defaults to that key, ``loss`` (a name in
     :data:`~recpress_utils.losses.LOSSES`) to the architecture's ``default_loss``;
-    ``loss_settings`` go to the loss, ``settings`` to the model's constructor.
+    ``loss_settings`` go to the loss, ``settings`` to the model's constructor, and ``train``
+    overrides the shared training settings for this model only (BERT4Rec needs more epochs).
     """
 
     name: str
@@ -50,23 +51,30 @@ class ModelSpec:
     loss: str
     loss_settings: dict[str, Any] = field(default_factory=dict)
     settings: dict[str, Any] = field(default_factory=dict)
+    train: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_config(cls, name: str, entry: Mapping[str, Any] | None = None) -> "ModelSpec":
         """Validate one ``models`` entry; unknown keys, architectures and losses fail here."""
         entry = dict(entry or {})
-        unknown = sorted(set(entry) - {"architecture", "loss", "loss_settings", "settings"})
+        unknown = sorted(set(entry) - {"architecture", "loss", "loss_settings", "settings", "train"})
         if unknown:
             raise ValueError(f"model {name!r}: unknown key(s) {', '.join(unknown)}; "
-                             "accepted: architecture, loss, loss_settings, settings")
+                             "accepted: architecture, loss, loss_settings, settings, train")
         architecture = entry.get("architecture", name)
         if architecture not in MODELS:
             raise ValueError(f"model {name!r}: unknown architecture {architecture!r}; "
                              f"known: {', '.join(sorted(MODELS))}")
         loss = entry.get("loss", MODELS[architecture].default_loss)
         check_loss(loss, MODELS[architecture])
-        return cls(name, architecture, loss, dict(entry.get("loss_settings") or {}),
-                   dict(entry.get("settings") or {}))
+        spec = cls(name, architecture, loss, dict(entry.get("loss_settings") or {}),
+                   dict(entry.get("settings") or {}), dict(entry.get("train") or {}))
+        TrainConfig.from_dict(spec.train)  # unknown training keys fail here
+        return spec
+
+    def train_config(self, shared: Mapping[str, Any]) -> TrainConfig:
+        """The shared training settings with this model's own overrides on top."""
+        return TrainConfig.from_dict({**shared, **self.train})
 
     def display_name(self, node2vec: bool = False) -> str:
         """The paper's name for its models; for the peers, architecture and loss."""

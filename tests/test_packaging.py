@@ -46,3 +46,18 @@ def test_config_schema_lists_every_synthetic_knob():
     assert synth == {f.name for f in dataclasses.fields(SyntheticConfig)} - {"seed"}
     prep = set(schema["properties"]["prepare"]["properties"])
     assert prep == {f.name for f in dataclasses.fields(PrepareConfig)} - {"threads", "memory_limit"}
+
+
+def test_config_schema_lists_every_architecture_and_loss():
+    from recpress_utils.losses import LOSSES
+    from recpress_utils.models import MODELS
+    from recpress_utils.runs import ModelSpec
+
+    schema = yaml.safe_load((REPO_ROOT / "workflow" / "schemas" / "config.schema.yaml").read_text())
+    entry = schema["properties"]["models"]["additionalProperties"]["properties"]
+    assert set(entry["architecture"]["enum"]) == set(MODELS)
+    assert set(entry["loss"]["enum"]) == set(LOSSES)
+    config = yaml.safe_load((REPO_ROOT / "config" / "config.yaml").read_text())
+    for name, spec in config["models"].items():
+        ModelSpec.from_config(name, spec)  # every configured model builds
+    assert set(config["peers"]) <= set(config["models"])

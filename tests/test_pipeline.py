@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -100,3 +101,27 @@ def test_snakemake_lint_is_clean():
     proc = _snakemake("--lint", check=False)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0 and "Congratulations" in out, out[-3000:]
+
+
+def test_peers_only_profile_plans_no_paper_stage():
+    proc = _snakemake("--configfile", "config/tiny.yaml", "--config", "paper=False", "-n", "--quiet", "rules", "--nolock")
+    planned = proc.stdout
+    assert "train_model" in planned and "report" in planned
+    for rule in ("build_kg", "node2vec", "distill", "latency", "relatedness"):
+        assert rule not in planned.split(), rule
+
+
+@pytest.mark.pipeline
+def test_report_runs_on_peers_only(tiny_run, tmp_path):
+    """The report of a `paper: false` run (e.g. MovieLens peers) skips the paper's sections."""
+    import papermill
+
+    results = tmp_path / "ml"
+    for peer in PEERS:
+        shutil.copytree(tiny_run / "runs" / f"{peer}_s42", results / "runs" / f"{peer}_s42")
+    out = tmp_path / "report.ipynb"
+    papermill.execute_notebook(str(REPO_ROOT / "notebooks" / "07_report.ipynb"), str(out), kernel_name="python3",
+                               parameters={"results_dir": str(results), "paper": False, "dataset": "ml-100k"},
+                               progress_bar=False)
+    text = out.read_text()
+    assert "not run in this profile" in text and "SASRec (full CE)" in text

@@ -79,6 +79,15 @@ def test_spec_defaults_and_display_names():
     assert ModelSpec.from_config("sasrec").display_name() == "SASRec (full CE)"
 
 
+def test_spec_overrides_the_shared_training_settings():
+    spec = ModelSpec.from_config("bert4rec", {"train": {"epochs": 40, "patience": 10}})
+    cfg = spec.train_config({"epochs": 10, "lr": 0.003, "patience": 3})
+    assert (cfg.epochs, cfg.patience, cfg.lr) == (40, 10, 0.003)
+    assert ModelSpec.from_config("sasrec").train_config({"epochs": 10}).epochs == 10
+    with pytest.raises(ValueError, match="epoch"):
+        ModelSpec.from_config("sasrec", {"train": {"epoch": 3}})
+
+
 @pytest.mark.parametrize("name, entry, message", [
     ("nosuch", {}, "unknown architecture 'nosuch'"),
     ("sasrec", {"los": "bce_one_negative"}, "unknown key"),

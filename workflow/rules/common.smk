@@ -28,13 +28,16 @@ def model_spec(name):
 def reads_kg(name):
     """Whether model ``name`` reads the knowledge graph's neighbour tables."""
     return uses_kg(model_spec(name).architecture)
+#: The paper's experiments (its models, the students, latency, relatedness); with
+#: `paper: false` only the peers are trained and reported (e.g. checking them on MovieLens).
+PAPER = config["paper"]
 #: The paper's four models: Baseline and Mixed Attention, each without and with Node2Vec.
 PAPER_RUNS = [
     f"{model}{n2v}_s{seed}"
     for model in ("baseline", "mixed_attention")
     for n2v in ("", "-n2v")
     for seed in config["seeds"]
-]
+] if PAPER else []
 
 #: Peers beyond the paper (popularity, GRU4Rec, SASRec with three losses, BERT4Rec), every seed.
 PEERS = {name: model_spec(name) for name in config["peers"]}
@@ -47,7 +50,7 @@ STUDENT_RUNS = [
     f"student-T{temperature:g}_s{seed}"
     for temperature in config["distill"]["temperatures"]
     for seed in config["seeds"]
-] + [f"student_s{seed}" for seed in config["seeds"]]  # hard labels only: what distillation adds
+] + [f"student_s{seed}" for seed in config["seeds"]] if PAPER else []  # hard labels: what distillation adds
 
 #: What the latency benchmark times (first seed's checkpoints), by display name.
 _SEED0 = config["seeds"][0]
@@ -69,23 +72,35 @@ RELATEDNESS_RUNS = PAPER_RUNS + [
 ]
 
 
+#: Every run the report reads.
+ALL_RUNS = PAPER_RUNS + PEER_RUNS + STUDENT_RUNS
+
+
+def report_inputs(wildcards):
+    """The report reads every run, and the latency and relatedness results of the paper's stages."""
+    inputs = {"notebook": "notebooks/07_report.ipynb",
+              "runs": [f"{OUT}/runs/{run}/metrics.json" for run in ALL_RUNS]}
+    if PAPER:
+        inputs["latency"] = f"{OUT}/benchmark/latency.json"
+        inputs["relatedness"] = f"{OUT}/claims/relatedness.json"
+    return inputs
+
+
 def final_outputs():
     """What `snakemake` builds by default: every stage's outputs and rendered notebook."""
-    stages = ["01_prepare_data", "02_build_kg", "03_node2vec"]
+    stages = ["01_prepare_data"] + (["02_build_kg", "03_node2vec", "06_benchmark"] if PAPER else [])
     trained = PAPER_RUNS + PEER_RUNS + [run for run in STUDENT_RUNS if "-T" not in run]
     stages += [f"04_train_model_{run}" for run in trained]
     stages += [f"05_distill_{run.removeprefix('student-')}" for run in STUDENT_RUNS if "-T" in run]
-    stages += ["06_benchmark"]
     outputs = [
         f"{OUT}/report/index.html",
-        f"{OUT}/claims/relatedness.json",
-        f"{OUT}/benchmark/latency.json",
         f"{OUT}/prepared/stats.json",
-        f"{OUT}/kg/kg_stats.json",
-        f"{OUT}/embeddings/node2vec_stats.json",
-        *[f"{OUT}/runs/{run}/metrics.json" for run in PAPER_RUNS + PEER_RUNS + STUDENT_RUNS],
+        *[f"{OUT}/runs/{run}/metrics.json" for run in ALL_RUNS],
         *[f"{OUT}/notebooks/{stage}.html" for stage in stages],
     ]
+    if PAPER:
+        outputs += [f"{OUT}/claims/relatedness.json", f"{OUT}/benchmark/latency.json",
+                    f"{OUT}/kg/kg_stats.json", f"{OUT}/embeddings/node2vec_stats.json"]
     if OUT == DEFAULT_OUT:  # the committed report describes the default run only
         outputs += ["reports/report.ipynb", "reports/index.html"]
     return outputs

@@ -29,15 +29,12 @@ rule relatedness:
 
 rule report:
     input:
-        notebook="notebooks/07_report.ipynb",
-        runs=[f"{OUT}/runs/{run}/metrics.json" for run in PAPER_RUNS + STUDENT_RUNS],
-        latency=f"{OUT}/benchmark/latency.json",
-        relatedness=f"{OUT}/claims/relatedness.json",
+        unpack(report_inputs),
     output:
         notebook=f"{OUT}/report/report.ipynb",
     params:
         papermill=PAPERMILL,
-        nb=nb_params(results_dir=OUT, dataset=DATASET, config=config),
+        nb=nb_params(results_dir=OUT, dataset=DATASET, paper=PAPER, config=config),
     log:
         f"{OUT}/logs/07_report.log",
     threads: 1
