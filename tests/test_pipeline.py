@@ -119,6 +119,7 @@ def test_report_runs_on_peers_only(tiny_run, tmp_path):
     results = tmp_path / "ml"
     for peer in PEERS:
         shutil.copytree(tiny_run / "runs" / f"{peer}_s42", results / "runs" / f"{peer}_s42")
+    shutil.copytree(tiny_run / "benchmarks", results / "benchmarks")  # the rules' wall times
     out = tmp_path / "report.ipynb"
     papermill.execute_notebook(str(REPO_ROOT / "notebooks" / "07_report.ipynb"), str(out), kernel_name="python3",
                                parameters={"results_dir": str(results), "paper": False, "dataset": "ml-100k"},
