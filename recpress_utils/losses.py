@@ -3,7 +3,7 @@
 Each factory returns ``loss(model, inputs (B, L), targets (B, L) with 0 = no target)``:
 
 * :func:`full_cross_entropy` -- softmax over all items with the true next item ("SASRec+",
-  Klenitskiy & Vasilev 2023). Identical to :func:`recpress_utils.train.next_item_loss`; for
+  Klenitskiy & Vasilev 2023). It *is* :func:`recpress_utils.train.next_item_loss`; for
   SASRec ``model.head`` *is* the shared-embedding product ``h @ item_emb.T``.
 * :func:`bce_one_negative` -- the original SASRec loss: per positive one uniformly sampled
   negative, ``-log s(r_pos) - log(1 - s(r_neg))``, averaged over positives. Only the two items'
@@ -36,7 +36,7 @@ from torch import Tensor
 
 from recpress_utils.models.bert4rec import BERT4Rec, masked_item_loss
 from recpress_utils.sequences import PAD
-from recpress_utils.train import LossFn
+from recpress_utils.train import LossFn, next_item_loss
 
 
 def scores_for(model: torch.nn.Module, hidden: Tensor, item_ids: Tensor) -> Tensor:
@@ -68,14 +68,9 @@ def _positives(model: torch.nn.Module, inputs: Tensor, targets: Tensor,
     return hidden[mask], targets[mask]
 
 
-def full_cross_entropy(positions: Literal["all", "last"] = "all") -> LossFn:
-    """Cross-entropy over all items with the true next item (every position, or the last)."""
-
-    def loss(model: torch.nn.Module, inputs: Tensor, targets: Tensor) -> Tensor:
-        hidden, positives = _positives(model, inputs, targets, positions)
-        return F.cross_entropy(model.head(hidden), positives)
-
-    return loss
+#: Cross-entropy over all items with the true next item (every position, or the last): the
+#: shared loop's default loss, under the name SASRec's literature uses.
+full_cross_entropy = next_item_loss
 
 
 def one_negative_per_positive(positives: Tensor, n_items: int,

@@ -87,11 +87,6 @@ class ModelSpec:
         return f"{base} ({loss}){' + Node2Vec' if node2vec else ''}"
 
 
-def run_name(model: str, node2vec: bool, seed: int) -> str:
-    """Folder name of a run, e.g. ``mixed_attention-n2v_s42``."""
-    return f"{model}{'-n2v' if node2vec else ''}_s{seed}"
-
-
 def build_for_data(
     model: str,
     prepared_dir: str | Path,
