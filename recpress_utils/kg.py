@@ -220,13 +220,28 @@ def incidence(sessions: Sessions, n_items: int, min_action: int = 0) -> sp.csr_m
 def pmi_pairs(x: sp.csr_matrix, min_cooccurrence: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """PMI of every item pair (u < v) co-occurring in at least ``min_cooccurrence`` sessions."""
     n_sessions = x.shape[0]
-    df = np.asarray(x.sum(axis=0)).ravel()
+    df = np.rint(np.asarray(x.sum(axis=0)).ravel()).astype(np.int64)
     c = sp.triu(x.T @ x, k=1).tocoo()  # sessions containing both; each pair once
-    keep = c.data >= min_cooccurrence
-    u, v, cij = c.row[keep].astype(np.int64), c.col[keep].astype(np.int64), c.data[keep]
-    pmi = np.log(cij) + np.log(n_sessions) - np.log(df[u]) - np.log(df[v])
+    cij = np.rint(c.data).astype(np.int64)
+    keep = cij >= min_cooccurrence
+    u, v, cij = c.row[keep].astype(np.int64), c.col[keep].astype(np.int64), cij[keep]
+    pmi = pmi_from_counts(cij, df[u], df[v], n_sessions)
     order = np.lexsort((v, u))
     return u[order], v[order], pmi[order]
+
+
+def pmi_from_counts(cij: np.ndarray, df_u: np.ndarray, df_v: np.ndarray, n_sessions: int) -> np.ndarray:
+    """``log(C_ij * S / (df_i * df_j))`` from integer counts, in one canonical expression.
+
+    Both products are exact integers (int64; float64 is exact below 2**53) and commutative, so
+    pairs with equal counts get bit-equal PMI whatever order the counts come in, and whether a
+    pair clears ``PMI > alpha`` never depends on the last bit of a differently ordered sum.
+    """
+    num = np.asarray(cij, np.int64) * np.int64(n_sessions)
+    den = np.asarray(df_u, np.int64) * np.asarray(df_v, np.int64)
+    if len(num) and max(int(num.max()), int(den.max())) >= 2**53:
+        raise OverflowError("co-occurrence counts too large for an exact PMI (>= 2**53)")
+    return np.log(num.astype(np.float64) / den.astype(np.float64))
 
 
 def pmi_threshold(pmi: np.ndarray, percentile: float) -> float | None:

@@ -3,9 +3,13 @@
 Every item 1..N-1 is ranked (no negative sampling); item 0 is the padding item, which is
 never recommended and never relevant, so it is left out of the ranking altogether.
 
-Ranks are deterministic: sort by descending score, ties broken by ascending item index, i.e.
-``rank(j) = 1 + #{i >= 1: s_i > s_j} + #{i >= 1: s_i == s_j and i < j}``. They are computed by
-comparing each relevant item's score against its row, so memory is O(B*N), never O(B*N*R).
+Ranks are pessimistic: a tie never helps the target,
+``rank(t) = 1 + #{i >= 1, i != t: s_i >= s_t}``. A model whose scores collapse to a constant
+therefore ranks every target last and earns nothing, whatever order the item indices happen to
+have (indices follow training popularity, so breaking ties by index would hand a constant scorer
+the popularity ranking for free). Real ties, e.g. items with equal training counts under the
+popularity model, are ranked the same pessimistic way. Ranks are computed by comparing each
+relevant item's score against its row, so memory is O(B*N), never O(B*N*R).
 
 Targets are either ``(B,)`` (one relevant item per session, target mode ``last``) or ``(B, R)``
 padded with 0 (a set of relevant items, target mode ``rest``; a repeated id counts once). With
@@ -76,17 +80,22 @@ def target_ranks(scores: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     tgt = tgt.unsqueeze(1) if single else tgt
     scores = scores.detach()
     items = scores[:, 1:]  # drop padding: it is never ranked
-    idx = torch.arange(1, scores.shape[1], device=scores.device)
     ranks = torch.zeros_like(tgt)
     for c in range(tgt.shape[1]):  # R is small; each step is O(B*N)
         t = tgt[:, c : c + 1]
         s_t = scores.gather(1, t)
-        above = (items > s_t) | ((items == s_t) & (idx < t))
-        ranks[:, c] = 1 + above.sum(dim=1)
+        # s_i >= s_t counts the target itself once (s_t >= s_t): that is the "1 +" of the rank.
+        ranks[:, c] = (items >= s_t).sum(dim=1)
     if single:
         return ranks.squeeze(1)
     earlier_same = (tgt.unsqueeze(2) == tgt.unsqueeze(1)).tril(diagonal=-1).any(dim=2)
-    return torch.where((tgt == 0) | earlier_same, torch.zeros_like(ranks), ranks)
+    counted = (tgt != 0) & ~earlier_same
+    # Relevant items tied with each other take the last places of their tie group, one each
+    # (in column order), so the ranks of distinct relevant items stay distinct.
+    s_rel = scores.gather(1, tgt)
+    later_tied = (s_rel.unsqueeze(2) == s_rel.unsqueeze(1)).triu(diagonal=1) & counted.unsqueeze(1)
+    ranks = ranks - later_tied.sum(dim=2)
+    return torch.where(counted, ranks, torch.zeros_like(ranks))
 
 
 def per_session_metrics(

@@ -35,13 +35,15 @@ def _expected_single(r: int) -> dict[str, float]:
 
 
 def _brute_force(scores: np.ndarray, targets: np.ndarray, ks=KS) -> dict[str, np.ndarray]:
-    """Textbook per-session metrics from an explicit stable ranking, one session at a time."""
+    """Textbook per-session metrics from an explicit ranking, one session at a time; ties are
+    pessimistic: within equal scores the relevant items come after all the others."""
     targets = targets.reshape(len(targets), -1)
     out = {name: np.zeros(len(scores)) for name in metric_names(ks)}
     for b, (s, t) in enumerate(zip(scores, targets)):
         items = np.arange(1, s.shape[0])
-        ranking = items[np.lexsort((items, -s[1:]))]  # descending score, then ascending index
         rel = set(int(x) for x in t) - {0}
+        is_rel = np.array([int(i) in rel for i in items])
+        ranking = items[np.lexsort((items, is_rel, -s[1:]))]  # descending score, relevant last
         hits = np.array([int(i) in rel for i in ranking], dtype=float)
         for k in ks:
             h = hits[:k]
@@ -101,13 +103,36 @@ def test_single_target_exact_values():
     assert got["MRR"] == pytest.approx((1 + 1 / 3 + 1 / 11 + 1 / 120) / 4, abs=1e-15)
 
 
-def test_ties_broken_by_item_index():
+def test_ties_never_help_the_target():
     scores = torch.zeros(1, 10)
-    assert target_ranks(scores.repeat(3, 1), torch.tensor([1, 4, 9])).tolist() == [1, 4, 9]
-    # item 3 ties with item 2 (lower index, ranked first) and with item 5 (higher index, after)
+    # a constant scorer ranks every target last (9 real items), whatever its index
+    assert target_ranks(scores.repeat(3, 1), torch.tensor([1, 4, 9])).tolist() == [9, 9, 9]
+    # item 3 ties with items 2 and 5: both count above it, whatever their indices
     scores = torch.tensor([[0.0, 3.0, 1.0, 1.0, 0.5, 1.0]])
-    assert target_ranks(scores, torch.tensor([3])).tolist() == [3]
+    assert target_ranks(scores, torch.tensor([3])).tolist() == [4]
     assert target_ranks(scores, torch.tensor([5])).tolist() == [4]
+    assert target_ranks(scores, torch.tensor([1])).tolist() == [1]
+
+
+def test_constant_scores_earn_nothing():
+    """2,000 items, Zipf targets (the popular items low indices): ties must not hand a constant
+    scorer the popularity ranking (tie-by-index gave NDCG@10 0.2255, equal to popularity's)."""
+    rng = np.random.default_rng(0)
+    n = 2001
+    targets = torch.from_numpy(np.minimum(rng.zipf(1.3, size=5000), n - 1))
+    got = compute_metrics(torch.zeros(len(targets), n), targets)
+    assert got["HR@10"] == 0.0 and got["HR@100"] == 0.0 and got["NDCG@10"] == 0.0
+    assert got["MRR"] == pytest.approx(1 / (n - 1))
+    # a scorer that really orders by popularity (score -index) does earn
+    popular = compute_metrics(-torch.arange(n, dtype=torch.float64).repeat(len(targets), 1), targets)
+    assert popular["NDCG@10"] > 0.2
+
+
+def test_set_mode_tied_relevant_items_take_the_last_places():
+    # items 1..5; 2 and 4 relevant, tied with non-relevant 3 at the top: ranks 2 and 3
+    scores = torch.tensor([[0.0, 0.0, 1.0, 1.0, 1.0, 0.5]])
+    assert target_ranks(scores, torch.tensor([[2, 4]])).tolist() == [[2, 3]]
+    assert target_ranks(scores, torch.tensor([[4, 2, 4]])).tolist() == [[2, 3, 0]]
 
 
 def test_padding_item_never_counted():
@@ -115,9 +140,10 @@ def test_padding_item_never_counted():
     scores = torch.tensor([[100.0, 1.0, 5.0, 2.0]])
     assert target_ranks(scores, torch.tensor([2])).tolist() == [1]
     assert compute_metrics(scores, torch.tensor([2]))["HR@1"] == 1.0
-    # -inf scores (e.g. masked items) tie among themselves by index; padding (also top) is skipped
+    # -inf scores (e.g. masked items) tie among themselves, pessimistically; padding is skipped
     scores = torch.tensor([[5.0, 1.0, -math.inf, -math.inf, 2.0]])
     assert target_ranks(scores, torch.tensor([3])).tolist() == [4]
+    assert target_ranks(scores, torch.tensor([2])).tolist() == [4]
     # padding at -inf tying with a -inf target still does not count (it is not ranked at all)
     scores = torch.tensor([[-math.inf, -math.inf, 1.0]])
     assert target_ranks(scores, torch.tensor([1])).tolist() == [2]

@@ -94,6 +94,19 @@ def test_popularity_ranks_by_count_ties_by_index() -> None:
         model.fit_counts([np.array([N_ITEMS])])
 
 
+def test_popularity_ties_are_ranked_pessimistically_in_the_metrics() -> None:
+    """Equal counts are real ties: the evaluated rank puts the target after its equals, so
+    popularity earns its true score and no more (its recommend list keeps an index order)."""
+    from recpress_utils.metrics import target_ranks
+    model = make("popularity")
+    model.fit_counts([np.array([5, 3, 5, 7]), np.array([3, 5, 9]), np.array([7, 2])])
+    items = left_pad([np.array([1, 2])] * 4, 3)
+    logits = model(items)[:, -1].double()
+    # counts: 5 -> 3; 3, 7 -> 2; 2, 9 -> 1; every other item 0 (N_ITEMS - 1 real items)
+    ranks = target_ranks(logits, torch.tensor([5, 3, 7, 1])).tolist()
+    assert ranks == [1, 3, 3, N_ITEMS - 1]
+
+
 def test_popularity_learns_counts_with_cross_entropy_when_counts_unset() -> None:
     model = make("popularity").train()
     inputs, targets = tiny_set()
