@@ -143,6 +143,15 @@ class MetricAccumulator:
         for name, v in per_session_metrics(scores, targets, self.ks).items():
             self._parts[name].append(v.cpu().numpy())
 
+    def add_misses(self, n: int) -> None:
+        """Count ``n`` sessions that no model can hit (e.g. a target outside the vocabulary):
+        every metric 0 for each, so they lower the mean instead of leaving the denominator."""
+        if n < 0:
+            raise ValueError(f"n must be >= 0, got {n}")
+        if n:
+            for name in self._parts:
+                self._parts[name].append(np.zeros(n, dtype=np.float64))
+
     @property
     def count(self) -> int:
         """Number of sessions added so far."""

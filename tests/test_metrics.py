@@ -367,3 +367,15 @@ def test_cuda_matches_cpu():
     for name in metric_names():
         assert gpu[name].is_cuda
         torch.testing.assert_close(gpu[name].cpu(), cpu[name], rtol=0, atol=1e-12)
+
+
+def test_misses_count_in_the_denominator():
+    """Sessions no model can hit (cold targets) are zeros in every metric, never skipped."""
+    scores = _by_index_scores(4, 50)
+    acc = MetricAccumulator()
+    acc.add(scores, torch.tensor([1, 1, 1, 1]))
+    acc.add_misses(4)
+    assert acc.count == 8
+    assert all(v == pytest.approx(0.5) for v in acc.result().values())
+    with pytest.raises(ValueError):
+        acc.add_misses(-1)

@@ -53,6 +53,25 @@ def test_split_is_by_time_and_vocab_from_train_only(tmp_path):
     assert stats["items"] == 3
 
 
+def test_item_attributes_come_from_training_events_only(tmp_path):
+    """Item 1's category changes in the test period: the KG's same-category edges must not see it."""
+    rows = _sessions(10)  # minutes 0..9 -> 8 train, 1 valid, 1 test; category 7 everywhere
+    rows += [event("00:09:40", 1, "recat", cat=99), event("00:09:41", 2, "recat", cat=99)]
+    _, splits, items = _prepare(tmp_path, rows)
+    assert "recat" in set(splits["test"]["session_id"]), "the re-categorised events are test events"
+    assert set(items["category_id"]) == {7}
+
+
+def test_cold_targets_are_counted_and_never_shifted(tmp_path):
+    """A test session ending in an item unknown to training is a miss, not a shorter session."""
+    rows = _sessions(10)  # minutes 0..9 -> 8 train, 1 valid, 1 test
+    rows += [event("00:09:30", 1, "cold"), event("00:09:31", 2, "cold"), event("00:09:32", 99, "cold")]
+    stats, splits, _ = _prepare(tmp_path, rows)
+    assert "cold" not in set(splits["test"]["session_id"])
+    assert stats["cold_targets"]["test"] == 1 and stats["cold_targets"]["valid"] == 0
+    assert "miss" in stats["cold_targets"]["scored_as"]
+
+
 def test_unknown_item_removal_merges_new_repeats(tmp_path):
     rows = _sessions(10) + [event("00:20:00", 1, "z"), event("00:20:01", 77, "z"),
                             event("00:20:02", 1, "z"), event("00:20:03", 2, "z")]

@@ -145,13 +145,20 @@ def prepare_dataset(events_parquet: str | Path, out_dir: str | Path, cfg: Prepar
             f"no item has min_item_support={cfg.min_item_support} training occurrences; "
             "lower it or use more data"
         )
-    split_tables = {s: _split_table(con, s, cfg, _LOO_DROP[s] if loo else 0) for s in SPLITS}
-    items = _items_table(con, events_parquet)
+    drop = {s: _LOO_DROP[s] if loo else 0 for s in SPLITS}
+    cold = {s: _cold_targets(con, s, cfg, drop[s]) for s in ("valid", "test")}
+    split_tables = {s: _split_table(con, s, cfg, drop[s]) for s in SPLITS}
+    items = _items_table(con, events_parquet, loo)
 
     for split, table in split_tables.items():
         write_parquet(table, out_dir / f"{split}.parquet")
     write_parquet(items, out_dir / "items.parquet")
     stats = _stats(con, cfg, cuts, split_tables, items)
+    stats["cold_targets"] = {
+        **cold,
+        "scored_as": "miss: every metric 0 for that session (never skipped); the session is not "
+                     "evaluated with an earlier item as its target",
+    }
     con.close()
     if tmp_dir.exists():
         for p in tmp_dir.iterdir():
@@ -191,9 +198,35 @@ def _loo_assignments(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("CREATE TEMP VIEW train_steps AS SELECT * FROM steps")
 
 
+def _cold_target_sessions_sql(split: str, drop_last: int) -> str:
+    """Sequences of ``split`` whose target step (the last one after ``drop_last`` are cut) holds
+    an item outside the vocabulary: nothing can rank it, so it is a miss, not a shorter session."""
+    return f"""
+        SELECT user_session FROM (
+            SELECT user_session, product_id,
+                   ROW_NUMBER() OVER (PARTITION BY user_session ORDER BY t DESC, row DESC) AS from_end
+            FROM steps JOIN session_split USING (user_session) WHERE split = '{split}'
+        ) WHERE from_end = {drop_last + 1}
+          AND product_id NOT IN (SELECT product_id FROM vocab_idx)"""
+
+
+def _cold_targets(con: duckdb.DuckDBPyConnection, split: str, cfg: PrepareConfig, drop_last: int) -> int:
+    """How many usable sequences of ``split`` (long enough before vocabulary filtering) end in a
+    cold target; they are left out of the split and scored as misses by the evaluation."""
+    return int(con.sql(
+        f"""SELECT COUNT(*) FROM sessions
+            WHERE n_steps >= {int(cfg.min_session_length) + drop_last}
+              AND user_session IN ({_cold_target_sessions_sql(split, drop_last)})"""
+    ).fetchone()[0])
+
+
 def _split_table(con: duckdb.DuckDBPyConnection, split: str, cfg: PrepareConfig, drop_last: int = 0
                  ) -> pa.Table:
-    """One split's sequences; ``drop_last`` final steps are left out (leave-one-out's train/valid)."""
+    """One split's sequences; ``drop_last`` final steps are left out (leave-one-out's train/valid).
+
+    In the evaluated splits (valid, test) a sequence whose target is cold is left out whole
+    (counted by :func:`_cold_targets`): dropping only its unknown target would quietly evaluate
+    an earlier item instead."""
     max_len, min_len = int(cfg.max_len), int(cfg.min_session_length)
     if drop_last:  # leave-one-out: cut the last steps, then keep what still has a target
         cut = f"items[1:len(items) - {drop_last}]"
@@ -201,12 +234,14 @@ def _split_table(con: duckdb.DuckDBPyConnection, split: str, cfg: PrepareConfig,
         min_len += drop_last
     else:
         agg_items = "items, actions"
+    no_cold = (f"AND s.user_session NOT IN ({_cold_target_sessions_sql(split, drop_last)})"
+               if split != "train" else "")
     return con.sql(
         f"""WITH kept AS (
                 SELECT s.user_session, s.user_id, s.t, s.row, v.item_idx, s.action
                 FROM steps s JOIN session_split USING (user_session)
                 JOIN vocab_idx v USING (product_id)
-                WHERE split = '{split}'
+                WHERE split = '{split}' {no_cold}
             ), merged AS (  -- dropping an unknown item can make two equal items adjacent again
                 SELECT *, CASE WHEN item_idx = LAG(item_idx) OVER w THEN 0 ELSE 1 END AS new_run
                 FROM kept WINDOW w AS (PARTITION BY user_session ORDER BY t, row)
@@ -246,8 +281,17 @@ def _split_table(con: duckdb.DuckDBPyConnection, split: str, cfg: PrepareConfig,
     )
 
 
-def _items_table(con: duckdb.DuckDBPyConnection, events_parquet: Path) -> pa.Table:
-    """Vocabulary with attributes; an item's attributes are those of its latest event."""
+def _items_table(con: duckdb.DuckDBPyConnection, events_parquet: Path, loo: bool = False) -> pa.Table:
+    """Vocabulary with attributes, each item's from its latest *training* event.
+
+    Attributes feed the same-category and same-brand edges of the knowledge graph, so an
+    attribute first seen in the validation or test period must not reach them. With the time
+    split only events of training sessions count; leave-one-out sequences have no training
+    period of their own (their vocabulary counts whole sequences, as the public protocols do),
+    so every event counts there.
+    """
+    train_only = ("" if loo else
+                  "WHERE e.user_session IN (SELECT user_session FROM session_split WHERE split = 'train')")
     return con.sql(
         f"""SELECT v.item_idx, v.product_id, v.train_count,
                    arg_max(e.category_id, (e.event_time, e.row)) AS category_id,
@@ -255,6 +299,7 @@ def _items_table(con: duckdb.DuckDBPyConnection, events_parquet: Path) -> pa.Tab
                    arg_max(e.brand, (e.event_time, e.row)) AS brand,
                    arg_max(e.price, (e.event_time, e.row)) AS price
             FROM vocab_idx v JOIN read_parquet('{events_parquet}') e USING (product_id)
+            {train_only}
             GROUP BY v.item_idx, v.product_id, v.train_count
             ORDER BY v.item_idx"""
     ).to_arrow_table().cast(
