@@ -19,7 +19,7 @@ padded with 0 (a set of relevant items, target mode ``rest``; a repeated id coun
 * ``NDCG@k = DCG@k / IDCG@k`` with ``DCG@k = sum_{i<=k} rel_i / log2(i + 1)`` and IDCG@k the DCG
   of ``min(|R_s|, k)`` hits at ranks 1, 2, ...
 * ``HR@k   = 1`` if any relevant item is in the top k, else 0
-* ``MRR    = 1 / rank`` of the first relevant item (no cut-off)
+* ``MRR    = 1 / rank`` of the first relevant item (no cut-off); ``MRR@k`` = that if rank <= k, else 0
 
 With one relevant item at rank r these are exactly AP@k = 1/r, NDCG@k = 1/log2(r+1) (if r <= k,
 else 0), HR@k = [r <= k] and MRR = 1/r. MAP@k is the mean of AP@k over sessions.
@@ -34,13 +34,17 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-#: Cut-offs reported everywhere.
-KS: tuple[int, ...] = (1, 10, 100)
+#: Cut-offs reported everywhere: the paper's 1 / 10 / 100, and 20 for the session benchmarks'
+#: published P@20 (= HR@20 with one target) and MRR@20.
+KS: tuple[int, ...] = (1, 10, 20, 100)
+#: Cut-offs of MRR@k (the session benchmarks' MRR@20); plain ``MRR`` has no cut-off.
+MRR_KS: tuple[int, ...] = (20,)
 
 
 def metric_names(ks: tuple[int, ...] = KS) -> list[str]:
     """The stable key order of every metrics dict (tables and CSV columns rely on it)."""
-    return [f"{m}@{k}" for m in ("MAP", "NDCG", "HR") for k in ks] + ["MRR"]
+    return ([f"{m}@{k}" for m in ("MAP", "NDCG", "HR") for k in ks] + ["MRR"]
+            + [f"MRR@{k}" for k in MRR_KS if k in ks])
 
 
 def _validate(scores: torch.Tensor, targets: torch.Tensor) -> None:
@@ -121,6 +125,9 @@ def per_session_metrics(
         out[f"NDCG@{k}"] = dcg / ideal_dcg[n_ideal - 1]
         out[f"HR@{k}"] = in_k[:, 0].double()
     out["MRR"] = 1.0 / r[:, 0]
+    for k in MRR_KS:
+        if k in ks:
+            out[f"MRR@{k}"] = torch.where(r[:, 0] <= k, 1.0 / r[:, 0], 0.0)
     return {name: out[name] for name in metric_names(ks)}
 
 

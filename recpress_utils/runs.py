@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+import pyarrow.parquet as pq
 import torch
 
 from recpress_utils.distill import distillation_loss
@@ -87,6 +88,15 @@ class ModelSpec:
         return f"{base} ({loss}){' + Node2Vec' if node2vec else ''}"
 
 
+def teacher_of(config: Mapping[str, Any]) -> tuple[str, str]:
+    """The configured distillation teacher: its run group (``distill.teacher``, e.g.
+    ``mixed_attention-n2v``) and its display name. The Snakefile and the report both ask here."""
+    group = config.get("distill", {}).get("teacher", "mixed_attention-n2v")
+    name = group.removesuffix("-n2v")
+    spec = ModelSpec.from_config(name, config.get("models", {}).get(name, {}))
+    return group, spec.display_name(group.endswith("-n2v"))
+
+
 def build_for_data(
     model: str,
     prepared_dir: str | Path,
@@ -106,13 +116,23 @@ def build_for_data(
     return net
 
 
-def evaluate_test(net: torch.nn.Module, test: Sessions, cfg: TrainConfig) -> dict[str, dict[str, float]]:
-    """Test metrics in both target modes (SPEC section 6)."""
+def cold_test_targets(prepared_dir: str | Path) -> int:
+    """Test sequences left out of ``test.parquet`` because their target is outside the
+    vocabulary (``stats.json``); the evaluation scores each as a miss."""
+    stats = Path(prepared_dir) / "stats.json"
+    return int(read_json(stats).get("cold_targets", {}).get("test", 0)) if stats.exists() else 0
+
+
+def evaluate_test(net: torch.nn.Module, test: Sessions, cfg: TrainConfig, cold_targets: int = 0
+                  ) -> dict[str, Any]:
+    """Test metrics in both target modes (SPEC section 6), ``cold_targets`` sessions as misses."""
     device = pick_device(cfg.device)
-    return {
-        "test": evaluate(net, test, "last", cfg.eval_batch_size, cfg.max_len, device).result(),
-        "test_rest": evaluate(net, test, "rest", cfg.eval_batch_size, cfg.max_len, device).result(),
-    }
+    out: dict[str, Any] = {"test_sessions": len(test), "test_cold_targets": cold_targets}
+    for key, mode in (("test", "last"), ("test_rest", "rest")):
+        acc = evaluate(net, test, mode, cfg.eval_batch_size, cfg.max_len, device)
+        acc.add_misses(cold_targets)
+        out[key] = acc.result()
+    return out
 
 
 def train_run(
@@ -135,7 +155,8 @@ def train_run(
     splits = {s: load_sessions(prepared_dir, s) for s in ("train", "valid", "test")}
     net = build_for_data(spec.architecture, prepared_dir, spec.settings, node2vec_path,
                          neighbors_path)
-    loss = build_loss(spec.loss, seed, train_cfg.loss_positions, spec.loss_settings)
+    loss = build_loss(spec.loss, seed, train_cfg.loss_positions, spec.loss_settings,
+                      item_counts=train_counts(prepared_dir))
     if loss is None:
         result = fit_counts(net, splits["train"])
     else:
@@ -148,7 +169,18 @@ def train_run(
         "model_kwargs": spec.settings,
         "spec": asdict(spec),
     }
-    return net, result, _finish_run(net, result, splits["test"], train_cfg, seed, threads, run_dir, info)
+    return net, result, _finish_run(net, result, splits["test"], train_cfg, seed, threads, run_dir, info,
+                                    cold_test_targets(prepared_dir))
+
+
+def train_counts(prepared_dir: str | Path) -> torch.Tensor:
+    """Training occurrences of every item id, padding (0) first: ``items.parquet``'s
+    ``train_count``, the popularity that popularity-sampled losses draw negatives from."""
+    table = pq.read_table(Path(prepared_dir) / "items.parquet", columns=["item_idx", "train_count"])
+    counts = torch.zeros(n_items(prepared_dir), dtype=torch.long)
+    counts[torch.tensor(table["item_idx"].to_numpy(), dtype=torch.long)] = torch.tensor(
+        table["train_count"].to_numpy(), dtype=torch.long)
+    return counts
 
 
 def fit_counts(net: torch.nn.Module, train: Sessions) -> FitResult:
@@ -194,14 +226,15 @@ def distill_run(
         "hard_weight": hard_weight,
         "teacher": {k: str(v) if isinstance(v, Path) else v for k, v in teacher.items()},
     }
-    return student, result, _finish_run(student, result, splits["test"], train_cfg, seed, threads, run_dir, info)
+    return student, result, _finish_run(student, result, splits["test"], train_cfg, seed, threads, run_dir,
+                                            info, cold_test_targets(prepared_dir))
 
 
 def _finish_run(
     net: torch.nn.Module, result: FitResult, test: Sessions, cfg: TrainConfig, seed: int,
-    threads: int, run_dir: str | Path, info: dict[str, Any],
+    threads: int, run_dir: str | Path, info: dict[str, Any], cold_targets: int = 0,
 ) -> dict[str, Any]:
-    """Evaluate on test and write the run's ``metrics.json`` and ``model.pt``."""
+    """Evaluate on test (``cold_targets`` as misses); write the run's ``metrics.json`` and ``model.pt``."""
     metrics: dict[str, Any] = {
         **info,
         "seed": seed,
@@ -213,7 +246,7 @@ def _finish_run(
         "history": result.history,
         "train_seconds": round(result.train_seconds, 3),
         "seconds_per_epoch": round(result.train_seconds / max(len(result.history), 1), 3),
-        **evaluate_test(net, test, cfg),
+        **evaluate_test(net, test, cfg, cold_targets),
     }
     run_dir = Path(run_dir)
     with atomic_path(run_dir / "model.pt") as tmp:

@@ -26,7 +26,7 @@ def _by_index_scores(b: int, n: int) -> torch.Tensor:
 
 def _expected_single(r: int) -> dict[str, float]:
     """The SPEC's single-item formulas, in metric_names() order."""
-    out = {"MRR": 1 / r}
+    out = {"MRR": 1 / r, "MRR@20": 1 / r if r <= 20 else 0.0}
     for k in KS:
         out[f"MAP@{k}"] = 1 / r if r <= k else 0.0
         out[f"NDCG@{k}"] = 1 / math.log2(r + 1) if r <= k else 0.0
@@ -53,6 +53,8 @@ def _brute_force(scores: np.ndarray, targets: np.ndarray, ks=KS) -> dict[str, np
             out[f"NDCG@{k}"][b] = np.sum(h * discount) / np.sum(discount[: min(len(rel), k)])
             out[f"HR@{k}"][b] = float(h.any())
         out["MRR"][b] = 1 / (np.argmax(hits) + 1)
+        if "MRR@20" in out:
+            out["MRR@20"][b] = out["MRR"][b] if np.argmax(hits) + 1 <= 20 else 0.0
     return out
 
 
@@ -76,10 +78,10 @@ def _assert_metrics(got: dict[str, torch.Tensor], want: dict[str, np.ndarray | f
 
 def test_metric_names_order():
     assert metric_names() == [
-        "MAP@1", "MAP@10", "MAP@100",
-        "NDCG@1", "NDCG@10", "NDCG@100",
-        "HR@1", "HR@10", "HR@100",
-        "MRR",
+        "MAP@1", "MAP@10", "MAP@20", "MAP@100",
+        "NDCG@1", "NDCG@10", "NDCG@20", "NDCG@100",
+        "HR@1", "HR@10", "HR@20", "HR@100",
+        "MRR", "MRR@20",
     ]  # fmt: skip
 
 
@@ -153,7 +155,7 @@ def test_set_mode_hand_computed():
     scores = _by_index_scores(2, 150)
     targets = torch.tensor([[2, 5, 0], [1, 2, 3]])  # ranks {2, 5} and {1, 2, 3}
     assert target_ranks(scores, targets).tolist() == [[2, 5, 0], [1, 2, 3]]
-    got = per_session_metrics(scores, targets)
+    got = per_session_metrics(scores, targets, ks=(1, 10, 100))
     idcg2 = 1 + 1 / math.log2(3)
     want = {
         "MAP@1": [0.0, 1.0],  # second row: 1 / min(3, 1) * P@1

@@ -235,3 +235,22 @@ def test_sampled_ce_masks_negatives_equal_to_the_positive() -> None:
     torch.testing.assert_close(value, expected)
     with pytest.raises(ValueError):
         sampled_cross_entropy(n_negatives=0)
+
+
+def test_cold_test_targets_are_scored_as_misses(tiny_prepared) -> None:
+    """stats.json's cold test targets join the test metrics as zeros (and are recorded)."""
+    from recpress_utils.runs import evaluate_test
+    from recpress_utils.sequences import load_sessions
+    from recpress_utils.train import TrainConfig
+    test = load_sessions(tiny_prepared, "test")
+    from recpress_utils.models import Popularity
+    from recpress_utils.sequences import n_items
+    model = Popularity(n_items(tiny_prepared)).eval()
+    model.fit_counts(load_sessions(tiny_prepared, "train").items)
+    cfg = TrainConfig()
+    plain = evaluate_test(model, test, cfg)
+    cold = evaluate_test(model, test, cfg, cold_targets=len(test))
+    assert cold["test_cold_targets"] == len(test) and cold["test_sessions"] == len(test)
+    for key in ("test", "test_rest"):
+        for name, value in plain[key].items():
+            assert cold[key][name] == pytest.approx(value / 2, abs=1e-12), name
