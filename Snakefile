@@ -30,3 +30,9 @@ rule all:
     input:
         final_outputs(),
     default_target: True
+
+
+onsuccess:
+    if not IS_DEFAULT:
+        print(f"This run's config differs from the default profile, so reports/ was left untouched: "
+              f"its report is {OUT}/report/index.html (digest in {OUT}/digest/).")

@@ -73,3 +73,17 @@ def assert_causal(model, items, n_items: int):
             assert not torch.equal(changed, items)
             torch.testing.assert_close(model(changed)[:, :t + 1], base[:, :t + 1], atol=1e-6, rtol=0)
         return base, model(changed)
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory) -> Path:
+    """The tiny profile run once per test session into a fresh results folder (``<results>/synthetic``),
+    shared by every test module that checks a pipeline output."""
+    import subprocess
+    import sys
+
+    results = tmp_path_factory.mktemp("results")
+    proc = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "2", "--configfile", "config/tiny.yaml",
+                           "--config", f"results_dir={results}"], cwd=REPO_ROOT, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return results / "synthetic"

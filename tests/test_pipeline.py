@@ -22,16 +22,6 @@ def _snakemake(*args: str, check: bool = True) -> subprocess.CompletedProcess:
     return subprocess.run([*SNAKEMAKE, *args], cwd=REPO_ROOT, capture_output=True, text=True, check=check)
 
 
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory) -> Path:
-    """Run the tiny profile into a fresh results folder once for this module."""
-    results = tmp_path_factory.mktemp("results")
-    proc = _snakemake("--cores", "2", "--configfile", "config/tiny.yaml",
-                      "--config", f"results_dir={results}", check=False)
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    return results / "synthetic"
-
-
 @pytest.mark.pipeline
 def test_tiny_profile_prepares_data(tiny_run):
     for name in ("train", "valid", "test", "items"):
@@ -49,7 +39,7 @@ def test_tiny_profile_prepares_data(tiny_run):
 def test_tiny_profile_runs_every_stage(tiny_run):
     kg = json.loads((tiny_run / "kg" / "kg_stats.json").read_text())
     assert kg["edges"]["co_view"] > 0
-    assert (tiny_run / "embeddings" / "node2vec.pt").exists()
+    assert (tiny_run / "embeddings" / "s42" / "node2vec.pt").exists(), "each seed draws its own walks"
     runs = sorted(p.parent.name for p in (tiny_run / "runs").glob("*/metrics.json"))
     assert runs == sorted([
         "baseline_s42", "baseline-n2v_s42", "mixed_attention_s42", "mixed_attention-n2v_s42",
@@ -61,11 +51,15 @@ def test_tiny_profile_runs_every_stage(tiny_run):
         assert 0 < m["test"]["NDCG@10"] <= 1, run
     latency = json.loads((tiny_run / "benchmark" / "latency.json").read_text())
     assert len(latency["models"]) == 4 + len(PEERS) and latency["floor"]["product_topk"]["median"] > 0
+    assert {r["n_items"] for r in latency["catalogue_scaling"]["records"]} == {500, 2000}
+    digest = pd.read_csv(tiny_run / "digest" / "digest.csv")
+    assert {"model", "seed", "NDCG@10", "best_epoch", "last_epoch", "seconds_per_epoch"} <= set(digest.columns)
+    assert len(digest) == len(runs)
     assert (tiny_run / "claims" / "relatedness.json").exists()
     report = (tiny_run / "report" / "index.html").read_text()
     assert "Tables 2-3" in report and "The claims" in report
     htmls = {p.stem for p in (tiny_run / "notebooks").glob("*.html")}
-    assert {"02_build_kg", "03_node2vec", "06_benchmark", "05_distill_T1_s42",
+    assert {"02_build_kg", "03_node2vec_s42", "06_benchmark", "05_distill_T1_s42",
             "04_train_model_mixed_attention-n2v_s42", "04_train_model_popularity_s42"} <= htmls
     popularity = json.loads((tiny_run / "runs" / "popularity_s42" / "metrics.json").read_text())
     assert popularity["epochs_run"] == 0 and popularity["spec"]["loss"] == "counts"
@@ -113,16 +107,50 @@ def test_peers_only_profile_plans_no_paper_stage():
 
 @pytest.mark.pipeline
 def test_report_runs_on_peers_only(tiny_run, tmp_path):
-    """The report of a `paper: false` run (e.g. MovieLens peers) skips the paper's sections."""
+    """The report of a `paper: false` digest (e.g. MovieLens peers) skips the paper's sections."""
     import papermill
+
+    from recpress_utils.digest import build_digest
 
     results = tmp_path / "ml"
     for peer in PEERS:
         shutil.copytree(tiny_run / "runs" / f"{peer}_s42", results / "runs" / f"{peer}_s42")
     shutil.copytree(tiny_run / "benchmarks", results / "benchmarks")  # the rules' wall times
+    shutil.copytree(tiny_run / "prepared", results / "prepared")
+    build_digest(results, tmp_path / "digest", {"dataset": "ml-100k", "paper": False})
     out = tmp_path / "report.ipynb"
     papermill.execute_notebook(str(REPO_ROOT / "notebooks" / "07_report.ipynb"), str(out), kernel_name="python3",
-                               parameters={"results_dir": str(results), "paper": False, "dataset": "ml-100k"},
-                               progress_bar=False)
+                               parameters={"digest_dir": str(tmp_path / "digest")}, progress_bar=False)
     text = out.read_text()
     assert "not run in this profile" in text and "SASRec (full CE)" in text
+
+
+def _planned_rules(*args: str) -> list[str]:
+    return _snakemake(*args, "-n", "--quiet", "rules", "--nolock").stdout.split()
+
+
+def test_only_the_default_profile_publishes_into_reports(tmp_path):
+    """reports/ is the default run's: a run with another config keeps its report in results/."""
+    assert "publish_report" in _planned_rules()
+    one_seed = tmp_path / "one_seed.yaml"
+    one_seed.write_text("seeds: [7]\n")
+    assert "publish_report" not in _planned_rules("--configfile", str(one_seed))
+    assert "publish_report" not in _planned_rules("--configfile", "config/tiny.yaml")
+
+
+@pytest.mark.pipeline
+def test_the_teacher_is_a_setting_everywhere(tiny_run, tmp_path):
+    """With `distill.teacher: sasrec` the students learn from SASRec, the latency benchmark and
+    the claims name SASRec as the teacher, and no graph-traversal timer is built for it."""
+    profile = tmp_path / "teacher.yaml"
+    profile.write_text(yaml.safe_dump({"results_dir": str(tmp_path / "results"), "distill": {"teacher": "sasrec"}}))
+    proc = _snakemake("--cores", "2", "--configfile", "config/tiny.yaml", str(profile), check=False)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    out = tmp_path / "results" / "synthetic"
+    student = json.loads((out / "runs" / "student-T1_s42" / "metrics.json").read_text())
+    assert student["teacher"]["checkpoint"].endswith("sasrec_s42/model.pt")
+    latency = json.loads((out / "benchmark" / "latency.json").read_text())
+    assert "SASRec (full CE)" in latency["models"]
+    assert not any("graph traversal" in name for name in latency["models"])
+    report = (out / "report" / "index.html").read_text()
+    assert "teacher SASRec (full CE)" in report

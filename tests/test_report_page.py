@@ -49,3 +49,17 @@ def test_page_shows_the_tables(rendered_dom):
 def test_page_shows_the_figures(rendered_dom):
     images = re.findall(r'<img[^>]+src="data:image/png;base64,', rendered_dom)
     assert len(images) >= 4, f"only {len(images)} figures rendered"
+
+
+def test_every_claim_evidence_is_on_the_page_in_full(rendered_dom):
+    """The claims table shows each verdict's whole evidence (it was once cut at 50 characters)."""
+    import html
+
+    from recpress_utils import reporting
+    from recpress_utils.digest import load_digest
+
+    text = html.unescape(re.sub(r"<[^>]+>", "", rendered_dom))
+    claims = reporting.claims_table(load_digest(REPO_ROOT / "reports" / "synthetic"))
+    for claim, row in claims.iterrows():
+        assert row["evidence"] in text, f"{claim}: evidence not shown in full"
+        assert row["verdict"] in text, claim

@@ -22,6 +22,8 @@ rule latency:
             threads=config["benchmark"]["threads"],
             repeats=config["benchmark"]["repeats"],
             n_single=config["benchmark"]["n_single"],
+            data_seed=config["data_seed"],
+            catalogue_sizes=config["benchmark"]["catalogue_sizes"],
         ),
     log:
         f"{OUT}/logs/06_benchmark.log",

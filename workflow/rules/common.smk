@@ -1,28 +1,31 @@
 # Shared helpers: where outputs go and how a notebook is run. No experiment logic here.
 
-import glob
 import json
+import os
 import sys
 
+from recpress_utils import config as settings
+from recpress_utils.digest import config_hash
 from recpress_utils.models import uses_kg
-from recpress_utils.runs import ModelSpec
 
 PY = sys.executable  # the interpreter running Snakemake: works without an activated venv
 DATASET = config["dataset"]
-OUT = f"{config['results_dir']}/{DATASET}"
-DEFAULT_OUT = "results/synthetic"
+OUT = settings.results_folder(config)
 PAPERMILL = f"{PY} -m papermill -k python3 --no-progress-bar --log-output"
+
+#: Whether this run is the default profile's (same effective config, compared by hash): only then
+#: does it publish into the committed reports/; any other run keeps its report in OUT/report/.
+IS_DEFAULT = config_hash(config) == config_hash(settings.load_config())
 
 
 def nb_params(**params):
     """Notebook parameters as one JSON (= YAML) string for papermill's -y."""
-    base = {"seed": config["seed"], "threads": config["threads"]}
-    return json.dumps({**base, **params}, sort_keys=True)
+    return json.dumps({"threads": config["threads"], **params}, sort_keys=True)
 
 
 def model_spec(name):
     """The config's ``models`` entry of ``name``, validated (typos fail before any job runs)."""
-    return ModelSpec.from_config(name, config["models"].get(name, {}))
+    return settings.model_spec(config, name)
 
 
 def reads_kg(name):
@@ -43,9 +46,12 @@ PAPER_RUNS = [
 PEERS = {name: model_spec(name) for name in config["peers"]}
 PEER_RUNS = [f"{name}_s{seed}" for name in PEERS for seed in config["seeds"]]
 
-#: The teacher the student learns from (the paper's best: Mixed Attention + Node2Vec).
-TEACHER_RUN = config["distill"]["teacher"]
-TEACHER_MODEL = TEACHER_RUN.removesuffix("-n2v")
+#: The teacher the student learns from (the paper's best: Mixed Attention + Node2Vec), a setting:
+#: every consumer (distillation, latency, relatedness, report) reads it from here.
+TEACHER_RUN, TEACHER_MODEL, TEACHER_NAME = settings.teacher_run(config)
+#: The distilled students train with the student's own settings, as the hard-label student
+#: does, so "what distillation adds" differs in nothing else.
+STUDENT_TRAIN = settings.student_train(config)
 STUDENT_RUNS = [
     f"student-T{temperature:g}_s{seed}"
     for temperature in config["distill"]["temperatures"]
@@ -54,32 +60,28 @@ STUDENT_RUNS = [
 
 #: What the latency benchmark times (first seed's checkpoints), by display name.
 _SEED0 = config["seeds"][0]
-BENCHMARK_NAMES = {
-    "baseline": "Baseline",
-    "teacher": "Mixed Attention + Node2Vec",
-    "student": f"Student (T = {config['benchmark']['student_temperature']:g})",
-}
-BENCHMARK_RUNS = {
-    BENCHMARK_NAMES["baseline"]: f"{OUT}/runs/baseline_s{_SEED0}",
-    BENCHMARK_NAMES["teacher"]: f"{OUT}/runs/{TEACHER_RUN}_s{_SEED0}",
-    BENCHMARK_NAMES["student"]: f"{OUT}/runs/student-T{config['benchmark']['student_temperature']:g}_s{_SEED0}",
-    **{spec.display_name(): f"{OUT}/runs/{name}_s{_SEED0}" for name, spec in PEERS.items()},
-}
+BENCHMARK_NAMES, BENCHMARK_RUNS = settings.benchmark_runs(config)
 
-#: Runs whose top items after a seed item are checked for relatedness (claim C6).
+#: Runs whose top items after a seed item are checked for relatedness (claim C6): the KG-aware
+#: models against the non-KG ones (LSTM baseline, SASRec when it is a peer), paired by seed.
 RELATEDNESS_RUNS = PAPER_RUNS + [
     f"student-T{config['benchmark']['student_temperature']:g}_s{seed}" for seed in config["seeds"]
-]
+] + ([f"sasrec_s{seed}" for seed in config["seeds"]] if PAPER and "sasrec" in PEERS else [])
 
 
 #: Every run the report reads.
 ALL_RUNS = PAPER_RUNS + PEER_RUNS + STUDENT_RUNS
 
 
+#: What a dataset's digest holds (recpress_utils.digest); latency and relatedness only with `paper`.
+DIGEST_FILES = ["digest.csv", "curves.csv", "stages.csv", "data.json", "provenance.json"] + (
+    ["latency.json", "relatedness.json"] if PAPER else [])
+
+
 def report_inputs(wildcards):
-    """The report reads every run, and the latency and relatedness results of the paper's stages."""
-    inputs = {"notebook": "notebooks/07_report.ipynb",
-              "runs": [f"{OUT}/runs/{run}/metrics.json" for run in ALL_RUNS]}
+    """The digest reads every run, the data statistics, and the paper stages' latency and relatedness."""
+    inputs = {"runs": [f"{OUT}/runs/{run}/metrics.json" for run in ALL_RUNS],
+              "stats": f"{OUT}/prepared/stats.json"}
     if PAPER:
         inputs["latency"] = f"{OUT}/benchmark/latency.json"
         inputs["relatedness"] = f"{OUT}/claims/relatedness.json"
@@ -88,7 +90,8 @@ def report_inputs(wildcards):
 
 def final_outputs():
     """What `snakemake` builds by default: every stage's outputs and rendered notebook."""
-    stages = ["01_prepare_data"] + (["02_build_kg", "03_node2vec", "06_benchmark"] if PAPER else [])
+    stages = ["01_prepare_data"] + (["02_build_kg", "06_benchmark"] if PAPER else [])
+    stages += [f"03_node2vec_s{seed}" for seed in config["seeds"]] if PAPER else []
     trained = PAPER_RUNS + PEER_RUNS + [run for run in STUDENT_RUNS if "-T" not in run]
     stages += [f"04_train_model_{run}" for run in trained]
     stages += [f"05_distill_{run.removeprefix('student-')}" for run in STUDENT_RUNS if "-T" in run]
@@ -100,8 +103,9 @@ def final_outputs():
     ]
     if PAPER:
         outputs += [f"{OUT}/claims/relatedness.json", f"{OUT}/benchmark/latency.json",
-                    f"{OUT}/kg/kg_stats.json", f"{OUT}/embeddings/node2vec_stats.json"]
-    if OUT == DEFAULT_OUT:  # the committed report describes the default run only
+                    f"{OUT}/kg/kg_stats.json",
+                    *[f"{OUT}/embeddings/s{seed}/node2vec_stats.json" for seed in config["seeds"]]]
+    if IS_DEFAULT:  # the committed report describes the default profile's run only
         outputs += ["reports/report.ipynb", "reports/index.html"]
     return outputs
 
@@ -117,19 +121,17 @@ def train_inputs(wildcards):
     }
     if reads_kg(wildcards.model):
         inputs["neighbors"] = f"{OUT}/kg/neighbors.pt"
-    if wildcards.n2v:
-        inputs["embeddings"] = f"{OUT}/embeddings/node2vec.pt"
+    if wildcards.n2v:  # each seed's own Node2Vec walks
+        inputs["embeddings"] = f"{OUT}/embeddings/s{wildcards.seed}/node2vec.pt"
     return inputs
 
 
 def raw_events(wildcards):
     """The raw CSV(s) the prepare stage reads."""
-    if DATASET == "rees46":
-        files = sorted(glob.glob(config["data_path"]))
-        if not files:
-            raise WorkflowError(f"data_path={config['data_path']!r} matches no file")
-        return files
-    return [f"{OUT}/raw/events.csv"]
+    try:
+        return settings.raw_events(config)
+    except ValueError as e:
+        raise WorkflowError(str(e)) from e
 
 
 def distill_inputs(wildcards):

@@ -8,7 +8,7 @@ if DATASET == "synthetic":
             f"{OUT}/raw/events.csv",
         params:
             py=PY,
-            knobs=json.dumps({**config["synthetic"], "seed": config["seed"]}, sort_keys=True),
+            knobs=json.dumps({**config["synthetic"], "seed": config["data_seed"]}, sort_keys=True),
         log:
             f"{OUT}/logs/synthetic_events.log",
         benchmark:
@@ -53,6 +53,7 @@ rule prepare_data:
             raw_paths=list(input.raw),
             out_dir=f"{OUT}/prepared",
             prepare=config["prepare"],
+            data_seed=config["data_seed"],
         ),
     log:
         f"{OUT}/logs/01_prepare_data.log",

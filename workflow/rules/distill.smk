@@ -25,7 +25,7 @@ rule distill:
             neighbors_path=input.get("neighbors", ""),
             run_dir=f"{OUT}/runs/student-T{wildcards.temperature}_s{wildcards.seed}",
             student_kwargs=model_spec("student").settings,
-            train=config["train"],
+            train=STUDENT_TRAIN,
         ),
     log:
         f"{OUT}/logs/05_distill_T{{temperature}}_s{{seed}}.log",

@@ -14,7 +14,10 @@ rule build_kg:
     params:
         papermill=PAPERMILL,
         nb=nb_params(
-            prepared_dir=f"{OUT}/prepared", kg_dir=f"{OUT}/kg", kg=config["kg"]
+            prepared_dir=f"{OUT}/prepared",
+            kg_dir=f"{OUT}/kg",
+            kg=config["kg"],
+            data_seed=config["data_seed"],
         ),
     log:
         f"{OUT}/logs/02_build_kg.log",
@@ -27,28 +30,32 @@ rule build_kg:
         "{params.papermill} {input.notebook} {output.notebook} -y {params.nb:q} 2> {log}"
 
 
+# One embedding table per training seed: each seed draws its own walks, so claim C2 is judged
+# over Node2Vec draws, not over one draw. The PMI graph is deterministic and shared.
 rule node2vec:
     input:
         notebook="notebooks/03_node2vec.ipynb",
         graph=f"{OUT}/kg/graph.tsv.gz",
         vocab=f"{OUT}/prepared/items.parquet",
     output:
-        embeddings=f"{OUT}/embeddings/node2vec.pt",
-        stats=f"{OUT}/embeddings/node2vec_stats.json",
-        notebook=f"{OUT}/notebooks/03_node2vec.ipynb",
+        embeddings=f"{OUT}/embeddings/s{{seed}}/node2vec.pt",
+        stats=f"{OUT}/embeddings/s{{seed}}/node2vec_stats.json",
+        notebook=f"{OUT}/notebooks/03_node2vec_s{{seed}}.ipynb",
     params:
         papermill=PAPERMILL,
-        nb=nb_params(
+        nb=lambda wildcards: nb_params(
             prepared_dir=f"{OUT}/prepared",
             kg_dir=f"{OUT}/kg",
-            emb_dir=f"{OUT}/embeddings",
-            node2vec=config["node2vec"],
+            emb_dir=f"{OUT}/embeddings/s{wildcards.seed}",
+            node2vec={k: v for k, v in config["node2vec"].items() if k != "walk_threads"},
+            seed=int(wildcards.seed),
+            threads=config["node2vec"]["walk_threads"],  # part of the draw, not of the job
         ),
     log:
-        f"{OUT}/logs/03_node2vec.log",
+        f"{OUT}/logs/03_node2vec_s{{seed}}.log",
     benchmark:
-        f"{OUT}/benchmarks/03_node2vec.tsv"
-    threads: config["threads"]
+        f"{OUT}/benchmarks/03_node2vec_s{{seed}}.tsv"
+    threads: config["node2vec"]["walk_threads"]
     conda:
         "../../environment.yml"
     shell:

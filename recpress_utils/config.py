@@ -1,0 +1,276 @@
+"""One source of settings for the pipeline and for notebooks run by hand.
+
+The settings live in ``config/config.yaml`` (and profiles layered over it, e.g.
+``config/tiny.yaml``), checked and completed by ``workflow/schemas/config.schema.yaml``.
+The pipeline passes every notebook parameter explicitly (``workflow/rules/*.smk``). A notebook
+run stand-alone leaves its settings at ``None`` and :func:`resolve` fills them from the same
+config, deriving paths and per-model settings the way the rules do, so a notebook tweaked in
+Jupyter trains, embeds and times with the pipeline's settings.
+
+    cfg = load_config("config/tiny.yaml")          # = snakemake --configfile config/tiny.yaml
+    params = resolve("04_train_model", {"model": "sasrec"}, "config/tiny.yaml")
+"""
+
+from __future__ import annotations
+
+import glob
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from recpress_utils.paths import REPO_ROOT, repo_path
+
+#: The Snakefile's ``configfile`` and the schema it validates against (repository-relative).
+CONFIG_FILE = "config/config.yaml"
+SCHEMA_FILE = "workflow/schemas/config.schema.yaml"
+
+
+def load_config(profile: str | Path | None = None, overrides: Mapping[str, Any] | None = None) -> dict:
+    """``config/config.yaml``, ``profile`` merged over it, then ``overrides``; validated, defaults filled.
+
+    The same dict as ``snakemake --configfile PROFILE --config KEY=VALUE...`` builds: Snakemake
+    loads the Snakefile's configfile, merges the command line's config files and ``--config``
+    over it key by key (``snakemake.utils.update_config``: nested dicts merged, anything else
+    replaced), and the Snakefile calls ``snakemake.utils.validate``, which checks the schema and
+    sets its defaults. Relative paths resolve against the repository root. A key the schema does
+    not know (a typo) raises ``ValueError`` naming the key and the files.
+    """
+    import jsonschema
+    from snakemake.common.configfile import load_configfile  # what `configfile:` uses
+    from snakemake.exceptions import WorkflowError
+    from snakemake.utils import update_config, validate
+
+    files = [CONFIG_FILE] + ([str(profile)] if profile else [])
+    cfg: dict = {}
+    for name in files:
+        path = repo_path(name)
+        if not path.exists():
+            raise FileNotFoundError(f"config file {name} not found (looked for {path})")
+        update_config(cfg, load_configfile(path))
+    if overrides:
+        update_config(cfg, dict(overrides))
+    try:
+        validate(cfg, str(repo_path(SCHEMA_FILE)))
+    except WorkflowError as e:
+        error = e.__context__  # validate raises WorkflowError while handling jsonschema's error
+        if not isinstance(error, jsonschema.ValidationError):
+            raise
+        where = "/".join(map(str, error.absolute_path)) or "top level"
+        raise ValueError(f"invalid config ({' + '.join(files)}{' + overrides' if overrides else ''}) "
+                         f"at {where}: {error.message}") from None
+    return cfg
+
+
+# --- derived settings: workflow/rules/common.smk reads these same functions -----------------------
+
+def results_folder(cfg: Mapping[str, Any]) -> str:
+    """``<results_dir>/<dataset>``: where every stage writes (common.smk ``OUT``)."""
+    return f"{cfg['results_dir']}/{cfg['dataset']}"
+
+
+def model_spec(cfg: Mapping[str, Any], name: str):
+    """The validated :class:`~recpress_utils.runs.ModelSpec` of model ``name`` (common.smk ``model_spec``)."""
+    from recpress_utils.runs import ModelSpec
+
+    return ModelSpec.from_config(name, cfg["models"].get(name, {}))
+
+
+def train_settings(cfg: Mapping[str, Any], name: str):
+    """The :class:`~recpress_utils.train.TrainConfig` model ``name`` trains with: the shared
+    ``train`` settings with the model's own ``train`` overrides (what 04_train_model builds)."""
+    return model_spec(cfg, name).train_config(cfg["train"])
+
+
+def teacher_run(cfg: Mapping[str, Any]) -> tuple[str, str, str]:
+    """The distillation teacher's run name (without seed), model name and display name
+    (common.smk ``TEACHER_RUN``, ``TEACHER_MODEL``, ``TEACHER_NAME``)."""
+    from recpress_utils.runs import teacher_of
+
+    run, name = teacher_of(cfg)
+    return run, run.removesuffix("-n2v"), name
+
+
+def student_train(cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """The distilled students' training settings: the shared ones with the student's own
+    overrides (common.smk ``STUDENT_TRAIN``)."""
+    return {**cfg["train"], **model_spec(cfg, "student").train}
+
+
+def benchmark_runs(cfg: Mapping[str, Any]) -> tuple[dict[str, str], dict[str, str]]:
+    """The latency benchmark's display names by role and its run folders by display name
+    (first seed's checkpoints; common.smk ``BENCHMARK_NAMES``, ``BENCHMARK_RUNS``)."""
+    out, seed0 = results_folder(cfg), cfg["seeds"][0]
+    temperature = cfg["benchmark"]["student_temperature"]
+    teacher, _, teacher_name = teacher_run(cfg)
+    names = {"baseline": "Baseline", "teacher": teacher_name, "student": f"Student (T = {temperature:g})"}
+    runs = {
+        names["baseline"]: f"{out}/runs/baseline_s{seed0}",
+        names["teacher"]: f"{out}/runs/{teacher}_s{seed0}",
+        names["student"]: f"{out}/runs/student-T{temperature:g}_s{seed0}",
+        **{model_spec(cfg, name).display_name(): f"{out}/runs/{name}_s{seed0}" for name in cfg["peers"]},
+    }
+    return names, runs
+
+
+def raw_events(cfg: Mapping[str, Any]) -> list[str]:
+    """The raw CSV(s) the prepare stage reads (common.smk ``raw_events``)."""
+    if cfg["dataset"] == "rees46":
+        files = sorted(glob.glob(cfg["data_path"], root_dir=REPO_ROOT))  # Snakemake runs in the repo
+        if not files:
+            raise ValueError(f"data_path={cfg['data_path']!r} matches no file")
+        return files
+    return [f"{results_folder(cfg)}/raw/events.csv"]
+
+
+def ensure_raw_events(cfg: Mapping[str, Any], data_seed: int) -> None:
+    """Write the raw events of a synthetic or ml-100k dataset if missing, as the rules
+    ``synthetic_events`` (config ``synthetic`` knobs, seed ``data_seed``) and
+    ``movielens_events`` do. For notebooks run stand-alone; REES46 files are never written."""
+    path = repo_path(f"{results_folder(cfg)}/raw/events.csv")
+    if cfg["dataset"] == "rees46" or path.exists():
+        return
+    if cfg["dataset"] == "synthetic":
+        from recpress_utils.data import synthetic
+
+        synthetic.write_events_csv(
+            synthetic.SyntheticConfig.from_dict({**cfg["synthetic"], "seed": data_seed}), path)
+    else:
+        from recpress_utils.data import movielens
+
+        movielens.write_events_csv(movielens.fetch_ml100k(repo_path("resources/ml-100k")), path)
+
+
+# --- the notebooks' parameters ------------------------------------------------------------------
+# One function per notebook: fill the parameters left at None (p) from the config (cfg), exactly
+# as the rule that runs the notebook computes them. Identity parameters (dataset, model, seed,
+# temperature) are filled first, so paths follow a value given by hand (seed=43 -> ..._s43).
+
+def _prepare_data(cfg: dict, p: dict) -> None:  # rule prepare_data (data.smk)
+    _fill(p, "dataset", lambda: cfg["dataset"])
+    cfg = {**cfg, "dataset": p["dataset"]}
+    _fill(p, "data_seed", lambda: cfg["data_seed"])
+    if p["raw_paths"] is None:
+        ensure_raw_events(cfg, p["data_seed"])
+        p["raw_paths"] = raw_events(cfg)
+    _fill(p, "out_dir", lambda: f"{results_folder(cfg)}/prepared")
+    _fill(p, "prepare", lambda: cfg["prepare"])
+
+
+def _build_kg(cfg: dict, p: dict) -> None:  # rule build_kg (kg.smk)
+    out = results_folder(cfg)
+    _fill(p, "prepared_dir", lambda: f"{out}/prepared")
+    _fill(p, "kg_dir", lambda: f"{out}/kg")
+    _fill(p, "kg", lambda: cfg["kg"])
+    _fill(p, "data_seed", lambda: cfg["data_seed"])
+
+
+def _node2vec(cfg: dict, p: dict) -> None:  # rule node2vec (kg.smk), for the first seed
+    out = results_folder(cfg)
+    _fill(p, "seed", lambda: cfg["seeds"][0])
+    _fill(p, "prepared_dir", lambda: f"{out}/prepared")
+    _fill(p, "kg_dir", lambda: f"{out}/kg")
+    _fill(p, "emb_dir", lambda: f"{out}/embeddings/s{p['seed']}")
+    _fill(p, "node2vec", lambda: {k: v for k, v in cfg["node2vec"].items() if k != "walk_threads"})
+    _fill(p, "threads", lambda: cfg["node2vec"]["walk_threads"])  # part of the draw, not of the job
+
+
+def _train_model(cfg: dict, p: dict) -> None:  # rule train_model (train.smk), train_inputs (common.smk)
+    from recpress_utils.models import uses_kg
+    from recpress_utils.runs import ModelSpec
+
+    out = results_folder(cfg)
+    teacher, teacher_model, _ = teacher_run(cfg)
+    if p["model"] is None:  # the distillation teacher's run, the paper's best model
+        p["model"] = teacher_model
+    _fill(p, "node2vec", lambda: p["model"] == teacher_model and teacher.endswith("-n2v"))
+    _fill(p, "seed", lambda: cfg["seeds"][0])
+    _fill(p, "spec", lambda: cfg["models"].get(p["model"], {}))
+    _fill(p, "prepared_dir", lambda: f"{out}/prepared")
+    architecture = ModelSpec.from_config(p["model"], p["spec"]).architecture
+    _fill(p, "neighbors_path", lambda: f"{out}/kg/neighbors.pt" if uses_kg(architecture) else "")
+    _fill(p, "node2vec_path", lambda: f"{out}/embeddings/s{p['seed']}/node2vec.pt" if p["node2vec"] else "")
+    _fill(p, "run_dir", lambda: f"{out}/runs/{p['model']}{'-n2v' if p['node2vec'] else ''}_s{p['seed']}")
+    _fill(p, "train", lambda: cfg["train"])
+
+
+def _distill(cfg: dict, p: dict) -> None:  # rule distill (distill.smk), distill_inputs (common.smk)
+    from recpress_utils.models import uses_kg
+
+    out = results_folder(cfg)
+    teacher, teacher_model, _ = teacher_run(cfg)
+    spec = model_spec(cfg, teacher_model)
+    # the student the latency benchmark times; the pipeline runs every distill.temperatures
+    _fill(p, "temperature", lambda: float(cfg["benchmark"]["student_temperature"]))
+    _fill(p, "seed", lambda: cfg["seeds"][0])
+    _fill(p, "hard_weight", lambda: cfg["distill"]["hard_weight"])
+    _fill(p, "prepared_dir", lambda: f"{out}/prepared")
+    _fill(p, "teacher_model", lambda: spec.architecture)
+    _fill(p, "teacher_kwargs", lambda: spec.settings)
+    _fill(p, "teacher_checkpoint", lambda: f"{out}/runs/{teacher}_s{p['seed']}/model.pt")
+    _fill(p, "neighbors_path", lambda: f"{out}/kg/neighbors.pt" if uses_kg(teacher_model) else "")
+    _fill(p, "run_dir", lambda: f"{out}/runs/student-T{p['temperature']:g}_s{p['seed']}")
+    _fill(p, "student_kwargs", lambda: model_spec(cfg, "student").settings)
+    _fill(p, "train", lambda: student_train(cfg))
+
+
+def _benchmark(cfg: dict, p: dict) -> None:  # rule latency (benchmark.smk), benchmark_inputs (common.smk)
+    out, bench = results_folder(cfg), cfg["benchmark"]
+    names, runs = benchmark_runs(cfg)
+    _fill(p, "prepared_dir", lambda: f"{out}/prepared")
+    _fill(p, "runs", lambda: runs)
+    for role in ("teacher", "baseline", "student"):
+        _fill(p, role, lambda: names[role])
+    _fill(p, "neighbors_path", lambda: f"{out}/kg/neighbors.pt")
+    _fill(p, "graph_path", lambda: f"{out}/kg/graph.tsv.gz")
+    _fill(p, "out_path", lambda: f"{out}/benchmark/latency.json")
+    _fill(p, "threads", lambda: bench["threads"])  # the benchmark's own thread count
+    for key in ("repeats", "n_single", "catalogue_sizes"):
+        _fill(p, key, lambda: bench[key])
+    _fill(p, "data_seed", lambda: cfg["data_seed"])
+
+
+#: Notebook (file stem) -> the parameters its rule passes (besides ``profile``), and the
+#: function filling them from the config. ``threads`` defaults to the config's ``threads``.
+STAGES: dict[str, tuple[tuple[str, ...], Callable[[dict, dict], None]]] = {
+    "01_prepare_data": (("dataset", "raw_paths", "out_dir", "prepare", "data_seed", "threads"), _prepare_data),
+    "02_build_kg": (("prepared_dir", "kg_dir", "kg", "data_seed", "threads"), _build_kg),
+    "03_node2vec": (("prepared_dir", "kg_dir", "emb_dir", "node2vec", "seed", "threads"), _node2vec),
+    "04_train_model": (("model", "spec", "node2vec", "seed", "prepared_dir", "neighbors_path",
+                        "node2vec_path", "run_dir", "train", "threads"), _train_model),
+    "05_distill": (("temperature", "hard_weight", "seed", "prepared_dir", "teacher_model",
+                    "teacher_kwargs", "teacher_checkpoint", "neighbors_path", "run_dir",
+                    "student_kwargs", "train", "threads"), _distill),
+    "06_benchmark": (("prepared_dir", "runs", "teacher", "baseline", "student", "neighbors_path",
+                      "graph_path", "out_path", "repeats", "n_single", "data_seed",
+                      "catalogue_sizes", "threads"), _benchmark),
+}
+
+
+def resolve(stage: str, given: Mapping[str, Any], profile: str | Path | None = None,
+            verbose: bool = True) -> dict[str, Any]:
+    """The parameters of notebook ``stage`` (e.g. ``"04_train_model"``): those in ``given``
+    (a notebook passes ``globals()``) that are not None, the rest from
+    ``load_config(profile)`` as the stage's rule computes them.
+
+    Keys of ``given`` that are not the stage's parameters are ignored. When nothing is None (a
+    pipeline run) the config is not read and ``given`` comes back unchanged. ``verbose`` prints
+    which parameters came from the config.
+    """
+    if stage not in STAGES:
+        raise ValueError(f"unknown stage {stage!r}; known: {', '.join(STAGES)}")
+    names, fill = STAGES[stage]
+    params = {name: given.get(name) for name in names}
+    missing = [name for name, value in params.items() if value is None]
+    if missing:
+        cfg = load_config(profile or None)
+        fill(cfg, params)
+        if params["threads"] is None:
+            params["threads"] = cfg["threads"]
+        if verbose:
+            print(f"from the config ({' + '.join([CONFIG_FILE] + ([str(profile)] if profile else []))}): "
+                  + ", ".join(missing))
+    return params
+
+
+def _fill(params: dict, name: str, value: Callable[[], Any]) -> None:
+    if params[name] is None:
+        params[name] = value()

@@ -1,0 +1,220 @@
+"""A dataset's results in a small, committed form: what every report page is rendered from.
+
+The pipeline writes hundreds of files under ``results/<dataset>/`` (checkpoints, per-run JSON,
+notebooks). The report needs a few kilobytes of them, and a reviewer wants to diff exactly those:
+
+* ``digest.csv``: one row per run: ``model`` (the run group: the config name plus ``-n2v``, or
+  ``student-T<T>``), ``architecture``, ``seed``, every test metric as a fraction under its usual
+  name (``NDCG@10``; ``rest:NDCG@10`` for target mode ``rest``), ``best_epoch``, ``last_epoch``,
+  ``seconds_per_epoch`` and a few more columns;
+* ``curves.csv``: validation metrics per run and epoch (the paper's Figures 4-7);
+* ``latency.json`` and ``relatedness.json``: the benchmark and the C6 check, as written;
+* ``data.json``: the prepared data's and the knowledge graph's statistics (cold targets included);
+* ``stages.csv``: wall time and peak memory of every Snakemake job (its ``benchmark:`` file);
+* ``provenance.json``: software, machine, commit and the effective config.
+
+Because the report reads only these files, re-executing it (nbval) reproduces every printed
+character. Whether a fresh run *regenerates* the committed numbers is a separate, tolerant check
+(:func:`compare_digests`): training on another CPU, BLAS or thread count changes the last bits
+of a reduction, and over epochs the last printed digit, so metrics are compared within a stated
+absolute tolerance, never exactly.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import pandas as pd
+
+from recpress_utils.io import atomic_path, read_json, write_json
+from recpress_utils.paths import repo_path
+
+#: Absolute tolerance of a regenerated metric against the committed digest (fractions, so
+#: 0.005 = half a point of NDCG@10): above the thread-count / BLAS noise of one run, far below
+#: the differences the claims are about.
+TOLERANCE = 0.005
+#: Metrics are stored at this many decimals: more than the report prints, and still stable text.
+DECIMALS = 6
+FILES = ("digest.csv", "curves.csv", "latency.json", "relatedness.json", "data.json", "stages.csv",
+         "provenance.json")
+
+
+@dataclass
+class Digest:
+    """One dataset's digest, loaded. ``runs`` has the columns :func:`recpress_utils.reporting`
+    expects (``group`` = the run group, ``model`` = the architecture)."""
+
+    runs: pd.DataFrame
+    curves: pd.DataFrame
+    latency: dict[str, Any] | None
+    relatedness: dict[str, Any] | None
+    data: dict[str, Any]
+    stages: pd.DataFrame
+    provenance: dict[str, Any]
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """The effective config of the run the digest was made from."""
+        return self.provenance.get("config", {})
+
+
+def _runs_table(results: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``digest.csv`` rows and ``curves.csv`` rows from every ``runs/<run>/metrics.json``."""
+    from recpress_utils.reporting import load_runs  # reporting reads digests: avoid the cycle
+
+    runs = load_runs(results)
+    rows, points = [], []
+    for record, path in zip(runs.to_dict("records"), runs["path"]):
+        record = {"model": record.pop("group"), "architecture": record.pop("model"), **record}
+        record.pop("path")
+        record["last_epoch"] = record.pop("epochs_run")
+        metrics = read_json(Path(path) / "metrics.json")
+        record["test_sessions"] = metrics.get("test_sessions", np.nan)
+        record["test_cold_targets"] = metrics.get("test_cold_targets", np.nan)
+        rows.append(record)
+        for h in metrics["history"]:
+            points.append({"model": record["model"], "seed": record["seed"], **h})
+    table = pd.DataFrame(rows).sort_values(["model", "seed"], kind="stable")
+    curves = pd.DataFrame(points)
+    if len(curves):
+        curves = curves.sort_values(["model", "seed", "epoch"], kind="stable")
+    return table.round(DECIMALS), curves.round(DECIMALS)
+
+
+def _stages(results: Path) -> pd.DataFrame:
+    """Wall seconds and peak memory (MB) per Snakemake job, from its ``benchmark:`` file."""
+    rows = []
+    for tsv in sorted((results / "benchmarks").glob("*.tsv")):
+        bench = pd.read_csv(tsv, sep="\t")
+        stage = tsv.stem.split("_")[0] if tsv.stem[:2].isdigit() else tsv.stem
+        rows.append({"job": tsv.stem, "stage": stage, "seconds": round(float(bench["s"].iloc[0]), 2),
+                     "max_rss_mb": round(float(bench["max_rss"].iloc[0]), 1)})
+    return pd.DataFrame(rows, columns=["job", "stage", "seconds", "max_rss_mb"])
+
+
+def _data_stats(results: Path) -> dict[str, Any]:
+    """The prepared data's statistics and the KG's, minus timings (they vary run to run)."""
+    prepared = read_json(results / "prepared" / "stats.json")
+    out: dict[str, Any] = {"prepared": prepared}
+    kg = results / "kg" / "kg_stats.json"
+    if kg.exists():
+        out["kg"] = {k: v for k, v in read_json(kg).items() if k != "timing"}
+    return out
+
+
+def build_digest(results_dir: str | Path, out_dir: str | Path, config: Mapping[str, Any]) -> Path:
+    """Write every digest file of one dataset's results folder to ``out_dir`` (atomically each)."""
+    from recpress_utils.reporting import provenance
+
+    results, out = repo_path(results_dir), repo_path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    runs, curves = _runs_table(results)
+    for name, frame in (("digest.csv", runs), ("curves.csv", curves), ("stages.csv", _stages(results))):
+        with atomic_path(out / name) as tmp:
+            frame.to_csv(tmp, index=False)
+    for name, source in (("latency.json", results / "benchmark" / "latency.json"),
+                         ("relatedness.json", results / "claims" / "relatedness.json")):
+        if source.exists():
+            with atomic_path(out / name) as tmp:
+                shutil.copyfile(source, tmp)
+        elif (out / name).exists():
+            (out / name).unlink()
+    write_json(_data_stats(results), out / "data.json")
+    write_json(provenance(dict(config), results), out / "provenance.json")
+    return out
+
+
+def _read_optional(path: Path) -> dict[str, Any] | None:
+    return read_json(path) if path.exists() else None
+
+
+def load_digest(digest_dir: str | Path) -> Digest:
+    """Read a digest folder written by :func:`build_digest`; a missing file is named."""
+    path = repo_path(digest_dir)
+    if not (path / "digest.csv").exists():
+        raise FileNotFoundError(f"{path / 'digest.csv'} not found: run the pipeline (snakemake) "
+                                "to build this dataset's digest")
+    table = pd.read_csv(path / "digest.csv")
+    runs = table.rename(columns={"model": "group", "architecture": "model", "last_epoch": "epochs_run"})
+    runs["run"] = [f"{g}_s{s}" for g, s in zip(runs["group"], runs["seed"])]
+    curves_file = path / "curves.csv"
+    curves = pd.read_csv(curves_file) if curves_file.stat().st_size > 1 else pd.DataFrame()
+    return Digest(runs=runs, curves=curves.rename(columns={"model": "group"}),
+                  latency=_read_optional(path / "latency.json"),
+                  relatedness=_read_optional(path / "relatedness.json"),
+                  data=read_json(path / "data.json"), stages=pd.read_csv(path / "stages.csv"),
+                  provenance=read_json(path / "provenance.json"))
+
+
+def metric_columns(table: pd.DataFrame) -> list[str]:
+    """The test-metric columns of a digest table (``NDCG@10``, ``rest:MRR``, ...)."""
+    return [c for c in table.columns if "@" in c or c.endswith("MRR")]
+
+
+def compare_digests(fresh_dir: str | Path, committed_dir: str | Path,
+                    tolerance: float = TOLERANCE) -> list[str]:
+    """Differences that break regeneration: runs missing on either side, and every test metric
+    of a run (and every relatedness share) further than ``tolerance`` from the committed value.
+
+    Returns human-readable problems, empty when the fresh run regenerates the committed one.
+    """
+    fresh, committed = load_digest(fresh_dir), load_digest(committed_dir)
+    problems = []
+    key = ["group", "seed"]
+    a, b = fresh.runs.set_index(key), committed.runs.set_index(key)
+    for missing, where in ((b.index.difference(a.index), "fresh"), (a.index.difference(b.index), "committed")):
+        problems += [f"run {g}_s{s} is missing from the {where} digest" for g, s in missing]
+    both = a.index.intersection(b.index)
+    for column in metric_columns(committed.runs):
+        diff = (a.loc[both, column] - b.loc[both, column]).abs()
+        for (group, seed), d in diff[diff > tolerance].items():
+            problems.append(f"{group}_s{seed} {column}: {a.loc[(group, seed), column]:.4f} vs committed "
+                            f"{b.loc[(group, seed), column]:.4f} (|diff| {d:.4f} > {tolerance})")
+    if fresh.relatedness and committed.relatedness:
+        for run, shares in committed.relatedness["runs"].items():
+            new = fresh.relatedness["runs"].get(run)
+            if new is None:
+                problems.append(f"relatedness of {run} is missing from the fresh digest")
+                continue
+            for name, value in shares.items():
+                if isinstance(value, (int, float)) and abs(new.get(name, np.nan) - value) > tolerance:
+                    problems.append(f"relatedness {run} {name}: {new.get(name)} vs committed {value}")
+    return problems
+
+
+def config_hash(config: Mapping[str, Any]) -> str:
+    """A stable hash of an effective config (key order does not matter)."""
+    import hashlib
+
+    return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m recpress_utils.digest --results R --out D --config JSON``: build a digest;
+    ``--compare FRESH COMMITTED``: exit 1 with the differences when a run does not regenerate."""
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--results")
+    parser.add_argument("--out")
+    parser.add_argument("--config", default="{}", help="the effective config, JSON")
+    parser.add_argument("--compare", nargs=2, metavar=("FRESH", "COMMITTED"))
+    parser.add_argument("--tolerance", type=float, default=TOLERANCE)
+    args = parser.parse_args(argv)
+    if args.compare:
+        problems = compare_digests(*args.compare, tolerance=args.tolerance)
+        print("\n".join(problems) or f"regenerated within {args.tolerance}")
+        sys.exit(1 if problems else 0)
+    if not (args.results and args.out):
+        parser.error("--results and --out are required to build a digest")
+    build_digest(args.results, args.out, json.loads(args.config))
+
+
+if __name__ == "__main__":
+    main()

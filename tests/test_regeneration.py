@@ -1,0 +1,59 @@
+"""Does a fresh run regenerate the committed report's numbers? Within a stated tolerance.
+
+`make test` runs the default pipeline (reusing what `make run` computed) with
+``--omit-from publish_report``, which leaves its digest in ``results/synthetic/digest/`` and the
+committed one in ``reports/synthetic/`` untouched. nbval then re-executes the committed report
+against the committed digest (exact), and this module compares the two digests: every test metric
+of every run within ``TOLERANCE`` (absolute), since another CPU, BLAS or thread count changes the
+last bits of a reduction and, over epochs of training, the last printed digit.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import pandas as pd
+import pytest
+
+from recpress_utils.digest import TOLERANCE, compare_digests
+from recpress_utils.paths import REPO_ROOT
+
+FRESH = REPO_ROOT / "results" / "synthetic" / "digest"
+COMMITTED = REPO_ROOT / "reports" / "synthetic"
+
+
+def test_a_fresh_run_regenerates_the_committed_digest():
+    if not (FRESH / "digest.csv").exists():
+        if os.environ.get("CI"):
+            pytest.fail(f"{FRESH} is missing: CI runs the default pipeline before the tests (make test)")
+        pytest.skip("run the default pipeline first (make test does)")
+    problems = compare_digests(FRESH, COMMITTED)
+    assert not problems, "\n".join(problems[:40])
+
+
+def _shifted_copy(tmp_path, column: str, delta: float):
+    copy = tmp_path / f"shift{delta}"
+    shutil.copytree(COMMITTED, copy)
+    table = pd.read_csv(copy / "digest.csv")
+    table.loc[0, column] += delta
+    table.to_csv(copy / "digest.csv", index=False)
+    return copy, f"{table.loc[0, 'model']}_s{table.loc[0, 'seed']}"
+
+
+@pytest.mark.parametrize("column", ["NDCG@10", "rest:MAP@10", "MRR"])
+def test_a_wrong_metric_fails_and_noise_passes(tmp_path, column):
+    wrong, run = _shifted_copy(tmp_path, column, 0.02)
+    problems = compare_digests(wrong, COMMITTED)
+    assert len(problems) == 1 and run in problems[0] and column in problems[0]
+    noise, _ = _shifted_copy(tmp_path, column, TOLERANCE / 2)
+    assert compare_digests(noise, COMMITTED) == []
+
+
+def test_a_missing_run_fails(tmp_path):
+    copy = tmp_path / "missing"
+    shutil.copytree(COMMITTED, copy)
+    table = pd.read_csv(copy / "digest.csv")
+    table.iloc[1:].to_csv(copy / "digest.csv", index=False)
+    problems = compare_digests(copy, COMMITTED)
+    assert any("missing from the fresh digest" in p for p in problems)
