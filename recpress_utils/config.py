@@ -112,7 +112,12 @@ def benchmark_runs(cfg: Mapping[str, Any]) -> tuple[dict[str, str], dict[str, st
 
 
 def raw_events(cfg: Mapping[str, Any]) -> list[str]:
-    """The raw CSV(s) the prepare stage reads (common.smk ``raw_events``)."""
+    """The raw file(s) the prepare stage reads (common.smk ``raw_events``): REES46 CSVs, the two
+    files of an SR-GNN folder, or the events CSV a rule writes."""
+    from recpress_utils.data.presplit import SRGNN_DATASETS
+
+    if cfg["dataset"] in SRGNN_DATASETS:
+        return srgnn_files(cfg["data_path"])
     if cfg["dataset"] == "rees46":
         files = sorted(glob.glob(cfg["data_path"], root_dir=REPO_ROOT))  # Snakemake runs in the repo
         if not files:
@@ -121,8 +126,23 @@ def raw_events(cfg: Mapping[str, Any]) -> list[str]:
     return [f"{results_folder(cfg)}/raw/events.csv"]
 
 
+def srgnn_files(folder: str) -> list[str]:
+    """``all_train_seq.txt[.gz]`` and ``test.txt[.gz]`` of an SR-GNN folder (repository-relative
+    or absolute), each named in the error when missing."""
+    from recpress_utils.data.srgnn import SrgnnDataError, locate_file
+
+    root = repo_path(folder)
+    if not root.is_dir():
+        raise ValueError(f"data_path={folder!r}: no such folder (it must hold SR-GNN's "
+                         "all_train_seq.txt[.gz] and test.txt[.gz])")
+    try:
+        return [str(locate_file(root, name)) for name in ("all_train_seq.txt", "test.txt")]
+    except (FileNotFoundError, SrgnnDataError) as err:
+        raise ValueError(f"data_path={folder!r}: {err}") from err
+
+
 def ensure_raw_events(cfg: Mapping[str, Any], data_seed: int) -> None:
-    """Write the raw events of a synthetic or ml-100k dataset if missing, as the rules
+    """Write the raw events of a synthetic or MovieLens dataset if missing, as the rules
     ``synthetic_events`` (config ``synthetic`` knobs, seed ``data_seed``) and
     ``movielens_events`` do. For notebooks run stand-alone; REES46 files are never written."""
     path = repo_path(f"{results_folder(cfg)}/raw/events.csv")
@@ -136,7 +156,9 @@ def ensure_raw_events(cfg: Mapping[str, Any], data_seed: int) -> None:
     else:
         from recpress_utils.data import movielens
 
-        movielens.write_events_csv(movielens.fetch_ml100k(repo_path("resources/ml-100k")), path)
+        source = movielens.SOURCES[cfg["dataset"]]
+        raw = movielens.fetch_movielens(source, repo_path(f"resources/{source.name}"))
+        movielens.write_events_csv(raw, path, source)
 
 
 # --- the notebooks' parameters ------------------------------------------------------------------

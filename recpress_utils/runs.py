@@ -116,20 +116,33 @@ def build_for_data(
     return net
 
 
+def _prepared_stats(prepared_dir: str | Path) -> dict[str, Any]:
+    stats = Path(prepared_dir) / "stats.json"
+    return read_json(stats) if stats.exists() else {}
+
+
 def cold_test_targets(prepared_dir: str | Path) -> int:
     """Test sequences left out of ``test.parquet`` because their target is outside the
     vocabulary (``stats.json``); the evaluation scores each as a miss."""
-    stats = Path(prepared_dir) / "stats.json"
-    return int(read_json(stats).get("cold_targets", {}).get("test", 0)) if stats.exists() else 0
+    return int(_prepared_stats(prepared_dir).get("cold_targets", {}).get("test", 0))
 
 
-def evaluate_test(net: torch.nn.Module, test: Sessions, cfg: TrainConfig, cold_targets: int = 0
-                  ) -> dict[str, Any]:
-    """Test metrics in both target modes (SPEC section 6), ``cold_targets`` sessions as misses."""
+def target_modes(prepared_dir: str | Path) -> tuple[str, ...]:
+    """Target modes to score: ``last`` always; ``rest`` (the later half of a session) only for
+    sessions, not for published (prefix, next item) pairs (protocol ``srgnn``), where it has no
+    meaning."""
+    return ("last",) if _prepared_stats(prepared_dir).get("protocol") == "srgnn" else ("last", "rest")
+
+
+def evaluate_test(net: torch.nn.Module, test: Sessions, cfg: TrainConfig, cold_targets: int = 0,
+                  modes: tuple[str, ...] = ("last", "rest")) -> dict[str, Any]:
+    """Test metrics per target mode (SPEC section 6), ``cold_targets`` sessions as misses."""
     device = pick_device(cfg.device)
     out: dict[str, Any] = {"test_sessions": len(test), "test_cold_targets": cold_targets}
     for key, mode in (("test", "last"), ("test_rest", "rest")):
-        acc = evaluate(net, test, mode, cfg.eval_batch_size, cfg.max_len, device)
+        if mode not in modes:
+            continue
+        acc = evaluate(net, test, mode, cfg.eval_batch_size, cfg.max_len, device, cfg.exclude_seen)
         acc.add_misses(cold_targets)
         out[key] = acc.result()
     return out
@@ -170,7 +183,7 @@ def train_run(
         "spec": asdict(spec),
     }
     return net, result, _finish_run(net, result, splits["test"], train_cfg, seed, threads, run_dir, info,
-                                    cold_test_targets(prepared_dir))
+                                    prepared_dir)
 
 
 def train_counts(prepared_dir: str | Path) -> torch.Tensor:
@@ -227,14 +240,15 @@ def distill_run(
         "teacher": {k: str(v) if isinstance(v, Path) else v for k, v in teacher.items()},
     }
     return student, result, _finish_run(student, result, splits["test"], train_cfg, seed, threads, run_dir,
-                                            info, cold_test_targets(prepared_dir))
+                                            info, prepared_dir)
 
 
 def _finish_run(
     net: torch.nn.Module, result: FitResult, test: Sessions, cfg: TrainConfig, seed: int,
-    threads: int, run_dir: str | Path, info: dict[str, Any], cold_targets: int = 0,
+    threads: int, run_dir: str | Path, info: dict[str, Any], prepared_dir: str | Path,
 ) -> dict[str, Any]:
-    """Evaluate on test (``cold_targets`` as misses); write the run's ``metrics.json`` and ``model.pt``."""
+    """Evaluate on test (cold targets as misses, the dataset's target modes); write the run's
+    ``metrics.json`` and ``model.pt``."""
     metrics: dict[str, Any] = {
         **info,
         "seed": seed,
@@ -246,7 +260,7 @@ def _finish_run(
         "history": result.history,
         "train_seconds": round(result.train_seconds, 3),
         "seconds_per_epoch": round(result.train_seconds / max(len(result.history), 1), 3),
-        **evaluate_test(net, test, cfg, cold_targets),
+        **evaluate_test(net, test, cfg, cold_test_targets(prepared_dir), target_modes(prepared_dir)),
     }
     run_dir = Path(run_dir)
     with atomic_path(run_dir / "model.pt") as tmp:
@@ -261,10 +275,10 @@ def kg_ablation(net: torch.nn.Module, prepared_dir: str | Path, cfg: TrainConfig
         return None
     test = load_sessions(prepared_dir, "test")
     device = pick_device(cfg.device)
-    with_kg = evaluate(net, test, "last", cfg.eval_batch_size, cfg.max_len, device).result()
+    with_kg = evaluate(net, test, "last", cfg.eval_batch_size, cfg.max_len, device, cfg.exclude_seen).result()
     saved = {"index": net.neighbor_index.clone(), "weight": net.neighbor_weight.clone()}
     net.set_neighbor_tables({k: torch.zeros_like(v) for k, v in saved.items()})
-    without = evaluate(net, test, "last", cfg.eval_batch_size, cfg.max_len, device).result()
+    without = evaluate(net, test, "last", cfg.eval_batch_size, cfg.max_len, device, cfg.exclude_seen).result()
     net.set_neighbor_tables(saved)
     return {"with KG": with_kg, "empty neighbour tables": without}
 

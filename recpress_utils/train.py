@@ -42,6 +42,10 @@ class TrainConfig(Settings):
     eval_batch_size: int = 512
     max_len: int = 50
     device: str = "auto"  # "auto": CUDA when present, else CPU
+    #: Evaluation protocol: leave each sequence's earlier items out of its ranking. On for
+    #: MovieLens (a user rates a movie once; RecBole and Petrov & Macdonald's full-ranking
+    #: numbers filter seen items), off for sessions, where a repeat is a real target.
+    exclude_seen: bool = False
 
     def __post_init__(self) -> None:
         if self.loss_positions not in ("all", "last"):
@@ -98,16 +102,38 @@ def evaluate(
     batch_size: int = 512,
     max_len: int = 50,
     device: torch.device | str = "cpu",
+    exclude_seen: bool = False,
 ) -> MetricAccumulator:
-    """Full-ranking metrics of ``model`` on ``sessions`` (inputs never include the targets)."""
+    """Full-ranking metrics of ``model`` on ``sessions`` (inputs never include the targets);
+    with ``exclude_seen`` each sequence's earlier items are left out of its ranking."""
     model.eval()
     inputs, targets = eval_examples(sessions, mode, max_len)
+    seen = seen_items(sessions, mode) if exclude_seen else None
     acc = MetricAccumulator()
     for start in range(0, len(inputs), batch_size):
         batch = inputs[start:start + batch_size].to(device)
         scores = model.last_logits(batch).float()
+        if seen is not None:
+            rows, cols = seen_rows(seen[start:start + batch_size], device)
+            scores[rows, cols] = float("-inf")  # ranked after every unseen item (ties pessimistic)
         acc.add(scores, targets[start:start + batch_size].to(device))
     return acc
+
+
+def seen_items(sessions: Sessions, mode: TargetMode = "last") -> list[np.ndarray]:
+    """Each sequence's items before its target(s): the whole history, not only the last
+    ``max_len`` the model reads, since a user has seen all of it."""
+    if mode == "last":
+        return [s[:-1] for s in sessions.items]
+    return [s[:max(1, len(s) // 2)] for s in sessions.items]
+
+
+def seen_rows(seen: list[np.ndarray], device: torch.device | str) -> tuple[torch.Tensor, torch.Tensor]:
+    """(row, item) indices of every seen item of a batch, for one masked assignment."""
+    lengths = torch.tensor([len(s) for s in seen])
+    rows = torch.repeat_interleave(torch.arange(len(seen)), lengths)
+    cols = torch.from_numpy(np.concatenate(seen).astype(np.int64)) if len(seen) else torch.zeros(0, dtype=torch.long)
+    return rows.to(device), cols.to(device)
 
 
 def fit(
@@ -148,7 +174,7 @@ def fit(
             count += 1
             bar.set_postfix(loss=f"{total / count:.4f}")
         train_seconds = time.perf_counter() - epoch_start
-        metrics = evaluate(model, valid, "last", cfg.eval_batch_size, cfg.max_len, device).result()
+        metrics = evaluate(model, valid, "last", cfg.eval_batch_size, cfg.max_len, device, cfg.exclude_seen).result()
         history.append({"epoch": epoch, "train_loss": total / max(count, 1),
                         "epoch_seconds": train_seconds, **metrics})
         print(f"epoch {epoch}: loss {total / max(count, 1):.4f}  valid {cfg.select_metric} "

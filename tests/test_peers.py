@@ -130,20 +130,25 @@ LOSSES = {
 }
 
 
-@pytest.mark.parametrize("loss_name", sorted(LOSSES))
-def test_loss_is_finite_and_decreases_on_tiny_sasrec(loss_name: str) -> None:
-    model = make("sasrec").train()
-    inputs, targets = tiny_set()
-    loss_fn = LOSSES[loss_name]()
+def fit_steps(model, loss_fn, inputs, targets, steps: int = 60) -> list[float]:
+    """A few AdamW steps on one batch; every loss value must be finite. Returns the values."""
     optimiser = torch.optim.AdamW(model.parameters(), lr=1e-2)
     values = []
-    for _ in range(60):
+    for _ in range(steps):
         optimiser.zero_grad()
         value = loss_fn(model, inputs, targets)
         assert torch.isfinite(value)
         value.backward()
         optimiser.step()
         values.append(value.item())
+    return values
+
+
+@pytest.mark.parametrize("loss_name", sorted(LOSSES))
+def test_loss_is_finite_and_decreases_on_tiny_sasrec(loss_name: str) -> None:
+    model = make("sasrec").train()
+    inputs, targets = tiny_set()
+    values = fit_steps(model, LOSSES[loss_name](), inputs, targets)
     assert np.mean(values[-10:]) < 0.6 * np.mean(values[:5]), (values[:5], values[-10:])
     # the sampled losses must also improve the real (full) objective
     model.eval()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -120,3 +121,23 @@ def test_every_peer_trains_through_the_shared_run(tiny_prepared, tmp_path, name,
     test = load_sessions(tiny_prepared, "test")
     again = evaluate_test(reloaded, test, FAST, cold_test_targets(tiny_prepared))["test"]  # cold targets: misses
     assert again["NDCG@10"] == pytest.approx(metrics["test"]["NDCG@10"], abs=1e-9)
+
+
+def test_exclude_seen_leaves_the_history_out_of_the_ranking():
+    """A model that scores the user's own earlier items highest: with exclude_seen they drop to
+    the bottom of the ranking and the unseen target moves up (RecBole's full-sort protocol)."""
+    from recpress_utils.sequences import Sessions
+    from recpress_utils.train import evaluate
+
+    class LikesHistory(torch.nn.Module):
+        def last_logits(self, items):
+            scores = torch.zeros(items.shape[0], 10)
+            scores.scatter_(1, items, 5.0)      # the history scores 5
+            scores[:, 9] = 1.0                  # the target scores 1, everything else 0
+            return scores
+
+    history = np.array([1, 2, 3, 4, 9])  # items 1..4, then the target 9
+    sessions = Sessions(items=[history] * 3, actions=[np.zeros(5, np.int8)] * 3)
+    plain = evaluate(LikesHistory(), sessions, "last").result()
+    masked = evaluate(LikesHistory(), sessions, "last", exclude_seen=True).result()
+    assert plain["MRR"] == pytest.approx(1 / 5) and masked["MRR"] == pytest.approx(1.0)

@@ -317,7 +317,7 @@ def _items_table(con: duckdb.DuckDBPyConnection, events_parquet: Path, loo: bool
     )
 
 
-def _length_summary(table: pa.Table) -> dict[str, float]:
+def length_summary(table: pa.Table) -> dict[str, float]:
     lengths = np.asarray(pa.compute.list_value_length(table["items"]).to_numpy(zero_copy_only=False))
     if len(lengths) == 0:
         return {"sessions": 0}
@@ -351,7 +351,7 @@ def _stats(con, cfg, cuts, split_tables, items) -> dict:
         "collapsed": {"steps": raw[0], "sessions": raw[1], "items": raw[2], "users": raw[3]},
         "sessions_too_short_before_filter": int(dropped_short),
         "items": int(items.num_rows),
-        "splits": {s: _length_summary(t) for s, t in split_tables.items()},
+        "splits": {s: length_summary(t) for s, t in split_tables.items()},
         "action_counts": actions,
     }
 
@@ -370,3 +370,16 @@ def prepare_from_raw(
     stats["read"] = report.to_dict()
     write_json(stats, out_dir / "stats.json")
     return stats
+
+
+def prepare_for(dataset: str, raw_paths: Sequence[str | Path], out_dir: str | Path, cfg: PrepareConfig) -> dict:
+    """The prepare stage of any dataset: an SR-GNN split (``raw_paths`` = its two files) is
+    written as published (:mod:`recpress_utils.data.presplit`); raw events are prepared here."""
+    from recpress_utils.data.presplit import SRGNN_DATASETS, prepare_srgnn  # it imports this module
+
+    if dataset in SRGNN_DATASETS:
+        folders = {Path(p).parent for p in raw_paths}
+        if len(folders) != 1:
+            raise ValueError(f"{dataset}: expected the two files of one SR-GNN folder, got {list(raw_paths)}")
+        return prepare_srgnn(folders.pop(), out_dir, cfg.valid_frac)
+    return prepare_from_raw(raw_paths, out_dir, cfg)

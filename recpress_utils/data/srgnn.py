@@ -173,7 +173,7 @@ class _NoGlobalsUnpickler(pickle.Unpickler):
         raise pickle.UnpicklingError(f"refused global {module}.{name}: only lists, tuples and ints are allowed")
 
 
-def _locate(folder: Path, name: str) -> Path:
+def locate_file(folder: Path, name: str) -> Path:
     """``folder/name`` or ``folder/name.gz``; exactly one must exist, so it is clear which is read."""
     found = [p for p in (folder / name, folder / f"{name}.gz") if p.is_file()]
     if not found:
@@ -253,8 +253,8 @@ def load_split(folder: Path) -> SessionSplit:
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"SR-GNN split folder {folder} does not exist")
-    train = _read_train(_locate(folder, TRAIN_FILE))
-    prefixes, targets = _read_test(_locate(folder, TEST_FILE))
+    train = _read_train(locate_file(folder, TRAIN_FILE))
+    prefixes, targets = _read_test(locate_file(folder, TEST_FILE))
     return SessionSplit(train=train, test_prefixes=prefixes, test_targets=targets)
 
 

@@ -5,11 +5,13 @@ import os
 import sys
 
 from recpress_utils import config as settings
+from recpress_utils.data.presplit import SRGNN_DATASETS
 from recpress_utils.digest import config_hash
 from recpress_utils.models import uses_kg
 
 PY = sys.executable  # the interpreter running Snakemake: works without an activated venv
 DATASET = config["dataset"]
+PRESPLIT = DATASET in SRGNN_DATASETS  # published splits (SR-GNN): no raw events to prepare
 OUT = settings.results_folder(config)
 PAPERMILL = f"{PY} -m papermill -k python3 --no-progress-bar --log-output"
 

