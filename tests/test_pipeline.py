@@ -141,14 +141,19 @@ def test_only_the_default_profile_publishes_into_reports(tmp_path):
 @pytest.mark.pipeline
 def test_the_teacher_is_a_setting_everywhere(tiny_run, tmp_path):
     """With `distill.teacher: sasrec` the students learn from SASRec, the latency benchmark and
-    the claims name SASRec as the teacher, and no graph-traversal timer is built for it."""
+    the claims name SASRec as the teacher, and no graph-traversal timer is built for it; the
+    student's own `train` settings reach the distilled students as well as the hard-label one."""
     profile = tmp_path / "teacher.yaml"
-    profile.write_text(yaml.safe_dump({"results_dir": str(tmp_path / "results"), "distill": {"teacher": "sasrec"}}))
+    profile.write_text(yaml.safe_dump({"results_dir": str(tmp_path / "results"), "distill": {"teacher": "sasrec"},
+                                       "models": {"student": {"train": {"epochs": 1}}}}))
     proc = _snakemake("--cores", "2", "--configfile", "config/tiny.yaml", str(profile), check=False)
     assert proc.returncode == 0, proc.stderr[-4000:]
     out = tmp_path / "results" / "synthetic"
     student = json.loads((out / "runs" / "student-T1_s42" / "metrics.json").read_text())
     assert student["teacher"]["checkpoint"].endswith("sasrec_s42/model.pt")
+    hard = json.loads((out / "runs" / "student_s42" / "metrics.json").read_text())
+    assert student["train_config"]["epochs"] == hard["train_config"]["epochs"] == 1, \
+        "distilled and hard-label students train with the student's own settings"
     latency = json.loads((out / "benchmark" / "latency.json").read_text())
     assert "SASRec (full CE)" in latency["models"]
     assert not any("graph traversal" in name for name in latency["models"])
