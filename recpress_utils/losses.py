@@ -116,6 +116,7 @@ def bce_one_negative(seed: int = 0, positions: Literal["all", "last"] = "all") -
         # sum of the two terms per positive, mean over positives
         return F.binary_cross_entropy_with_logits(scores, labels, reduction="sum") / len(scores)
 
+    loss.generator = generator  # its state is saved in training checkpoints (exact resume)
     return loss
 
 
@@ -154,6 +155,7 @@ def sampled_cross_entropy(n_negatives: int = 100, seed: int = 0,
                                   generator=generator).to(positives.device)
         return sampled_softmax_loss(model, hidden, positives, negatives)
 
+    loss.generator = generator  # its state is saved in training checkpoints (exact resume)
     return loss
 
 
@@ -223,6 +225,7 @@ def sampled_softmax(item_counts: Tensor, n_negatives: int = 2048, uniform_mix: f
         return sampled_softmax_loss(model, hidden, positives, pool.to(positives.device),
                                     log_expected_count.to(positives.device))
 
+    loss.generator = generator  # its state is saved in training checkpoints (exact resume)
     return loss
 
 

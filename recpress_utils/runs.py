@@ -8,19 +8,20 @@ half of the session), ``history`` (validation metrics per epoch), settings, seed
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping
 
 import pyarrow.parquet as pq
 import torch
 
+from recpress_utils.data.presplit import REFIT_SPLIT
 from recpress_utils.distill import distillation_loss
 from recpress_utils.io import atomic_path, read_json, write_json
 from recpress_utils.losses import LOSSES, build_loss, check_loss
 from recpress_utils.models import MODELS, build_model, uses_kg
 from recpress_utils.sequences import Sessions, load_sessions, n_items
-from recpress_utils.train import FitResult, TrainConfig, count_parameters, evaluate, fit, pick_device, set_determinism
+from recpress_utils.train import FitResult, LossFn, TrainConfig, count_parameters, evaluate, fit, pick_device, set_determinism
 
 #: Display names of the paper's four models.
 PAPER_NAMES = {
@@ -97,6 +98,11 @@ def teacher_of(config: Mapping[str, Any]) -> tuple[str, str]:
     return group, spec.display_name(group.endswith("-n2v"))
 
 
+#: Where a run keeps its training state after every epoch (removed when training ends), so a
+#: killed job that is run again resumes after its last finished epoch.
+CHECKPOINT = "checkpoint.pt"
+
+
 def build_for_data(
     model: str,
     prepared_dir: str | Path,
@@ -171,10 +177,16 @@ def train_run(
     loss = build_loss(spec.loss, seed, train_cfg.loss_positions, spec.loss_settings,
                       item_counts=train_counts(prepared_dir))
     if loss is None:
-        result = fit_counts(net, splits["train"])
+        result = fit_counts(net, refit_sessions(prepared_dir) if train_cfg.refit else splits["train"])
     else:
         result = fit(net, splits["train"], splits["valid"], train_cfg, seed, loss_fn=loss,
-                     progress=progress)
+                     progress=progress, checkpoint=Path(run_dir) / CHECKPOINT)
+        if train_cfg.refit:
+            set_determinism(seed, threads)
+            net = build_for_data(spec.architecture, prepared_dir, spec.settings, node2vec_path,
+                                 neighbors_path)
+            result = refit(net, prepared_dir, splits["valid"], train_cfg, seed, loss, result, progress,
+                           Path(run_dir) / f"refit_{CHECKPOINT}")
     info = {
         "model": spec.architecture,
         "display_name": spec.display_name(node2vec_path is not None),
@@ -194,6 +206,26 @@ def train_counts(prepared_dir: str | Path) -> torch.Tensor:
     counts[torch.tensor(table["item_idx"].to_numpy(), dtype=torch.long)] = torch.tensor(
         table["train_count"].to_numpy(), dtype=torch.long)
     return counts
+
+
+def refit_sessions(prepared_dir: str | Path) -> Sessions:
+    """Every training session, for ``train.refit`` (SR-GNN splits write ``train_all.parquet``)."""
+    if not (Path(prepared_dir) / f"{REFIT_SPLIT}.parquet").exists():
+        raise FileNotFoundError(f"train.refit needs {Path(prepared_dir) / REFIT_SPLIT}.parquet: only the "
+                                "SR-GNN datasets (protocol srgnn) keep every training session apart")
+    return load_sessions(prepared_dir, REFIT_SPLIT)
+
+
+def refit(net: torch.nn.Module, prepared_dir: str | Path, valid: Sessions, cfg: TrainConfig, seed: int,
+          loss: LossFn, chosen: FitResult, progress: bool, checkpoint: Path | None = None) -> FitResult:
+    """Train the fresh ``net`` on every training session for the epochs early stopping chose
+    (``chosen.best_epoch``), keeping the last state. The returned history and best epoch are the
+    selection run's (what chose the epochs); the refit's own epochs are in ``refit_history``."""
+    fixed = replace(cfg, epochs=max(chosen.best_epoch, 1))
+    again = fit(net, refit_sessions(prepared_dir), valid, fixed, seed, loss_fn=loss, progress=progress,
+                keep_last=True, checkpoint=checkpoint)
+    return FitResult(chosen.history, chosen.best_epoch, again.best_state,
+                     chosen.train_seconds + again.train_seconds, refit_history=again.history)
 
 
 def fit_counts(net: torch.nn.Module, train: Sessions) -> FitResult:
@@ -229,7 +261,8 @@ def distill_run(
     net_teacher.to(pick_device(train_cfg.device))
     student = build_for_data("student", prepared_dir, student_kwargs)
     loss = distillation_loss(net_teacher, temperature, hard_weight, positions=train_cfg.loss_positions)
-    result = fit(student, splits["train"], splits["valid"], train_cfg, seed, loss_fn=loss, progress=progress)
+    result = fit(student, splits["train"], splits["valid"], train_cfg, seed, loss_fn=loss, progress=progress,
+                 checkpoint=Path(run_dir) / CHECKPOINT)
     info = {
         "model": "student",
         "display_name": f"Student (T = {temperature:g})",
@@ -258,6 +291,7 @@ def _finish_run(
         "best_epoch": result.best_epoch,
         "epochs_run": len(result.history),
         "history": result.history,
+        "refit": {"epochs": len(result.refit_history), "history": result.refit_history} if result.refit_history else None,
         "train_seconds": round(result.train_seconds, 3),
         "seconds_per_epoch": round(result.train_seconds / max(len(result.history), 1), 3),
         **evaluate_test(net, test, cfg, cold_test_targets(prepared_dir), target_modes(prepared_dir)),

@@ -10,14 +10,16 @@ import copy
 import os
 import random
 import time
-from dataclasses import dataclass
-from typing import Callable, Literal
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Literal
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from recpress_utils.io import atomic_path
 from recpress_utils.metrics import MetricAccumulator
 from recpress_utils.sequences import Sessions, TargetMode, eval_examples, train_batches, training_windows
 from recpress_utils.settings import Settings
@@ -46,6 +48,10 @@ class TrainConfig(Settings):
     #: MovieLens (a user rates a movie once; RecBole and Petrov & Macdonald's full-ranking
     #: numbers filter seen items), off for sessions, where a repeat is a real target.
     exclude_seen: bool = False
+    #: After early stopping, train a fresh model on every training session (``train_all``: the
+    #: newest ones too, as the published SR-GNN-protocol models did) for the chosen number of
+    #: epochs, and evaluate that one.
+    refit: bool = False
 
     def __post_init__(self) -> None:
         if self.loss_positions not in ("all", "last"):
@@ -61,6 +67,7 @@ class FitResult:
     best_epoch: int
     best_state: dict[str, torch.Tensor]
     train_seconds: float
+    refit_history: list[dict[str, float]] = field(default_factory=list)  # a refit's epochs, if any
 
 
 def set_determinism(seed: int, threads: int) -> None:
@@ -144,8 +151,18 @@ def fit(
     seed: int,
     loss_fn: LossFn | None = None,
     progress: bool = True,
+    keep_last: bool = False,
+    checkpoint: str | Path | None = None,
 ) -> FitResult:
     """Train with AdamW, evaluate on validation every epoch, stop early, keep the best state.
+
+    ``keep_last`` trains all ``cfg.epochs`` and keeps the last state (a refit whose epoch count
+    was chosen before, when the validation data is part of ``train`` and cannot select).
+
+    ``checkpoint``: after every epoch the whole training state (weights, optimiser, every random
+    generator, history, best state) is written there atomically, and a call that finds one made
+    with the same settings continues after its last epoch, so a killed job rerun ends exactly
+    where an uninterrupted one would. The file is removed once training ends.
 
     ``progress`` shows a tqdm bar per epoch; a one-line summary is printed after every epoch.
     """
@@ -159,7 +176,23 @@ def fit(
     train = training_windows(train, cfg.max_len)
     n_batches = -(-len(train) // cfg.batch_size)
     started = time.perf_counter()
-    for epoch in range(1, cfg.epochs + 1):
+    key = {"settings": asdict(cfg), "seed": seed, "keep_last": keep_last, "train_sequences": len(train),
+           "parameters": count_parameters(model)}
+    generators = {"batches": generator, "loss": getattr(loss_fn, "generator", None)}
+    start_epoch, elapsed = 1, 0.0
+    state = _load_checkpoint(checkpoint, key)
+    if state is not None:
+        model.load_state_dict(state["model"])
+        optimiser.load_state_dict(state["optimiser"])
+        _set_rng_states(state["rng"], generators)
+        history, best_state = state["history"], state["best_state"]
+        best_score, best_epoch, since_best = state["best_score"], state["best_epoch"], state["since_best"]
+        start_epoch, elapsed = state["epoch"] + 1, state["elapsed"]
+        print(f"resumed from {checkpoint} after epoch {state['epoch']}", flush=True)
+        if state["stopped"]:
+            start_epoch = cfg.epochs + 1
+    started -= elapsed
+    for epoch in range(start_epoch, cfg.epochs + 1):
         epoch_start = time.perf_counter()
         model.train()
         total, count = 0.0, 0
@@ -179,15 +212,54 @@ def fit(
                         "epoch_seconds": train_seconds, **metrics})
         print(f"epoch {epoch}: loss {total / max(count, 1):.4f}  valid {cfg.select_metric} "
               f"{metrics[cfg.select_metric]:.4f}  ({train_seconds:.1f} s)", flush=True)
-        if metrics[cfg.select_metric] > best_score:
+        if keep_last or metrics[cfg.select_metric] > best_score:
             best_score, best_epoch, since_best = metrics[cfg.select_metric], epoch, 0
             best_state = copy.deepcopy(model.state_dict())
         else:
             since_best += 1
-            if since_best >= cfg.patience:
-                break
+        stop = since_best >= cfg.patience
+        if checkpoint is not None:
+            _save_checkpoint(checkpoint, {
+                "key": key, "epoch": epoch, "stopped": stop, "elapsed": time.perf_counter() - started,
+                "model": model.state_dict(), "optimiser": optimiser.state_dict(),
+                "rng": _rng_states(generators), "history": history, "best_state": best_state,
+                "best_score": best_score, "best_epoch": best_epoch, "since_best": since_best})
+        if stop:
+            break
     model.load_state_dict(best_state)
+    if checkpoint is not None:
+        Path(checkpoint).unlink(missing_ok=True)
     return FitResult(history, best_epoch, best_state, time.perf_counter() - started)
+
+
+def _rng_states(generators: dict[str, torch.Generator | None]) -> dict[str, Any]:
+    """Every random state training draws from: torch's global (dropout), numpy's, Python's, and
+    the run's own generators (batch order; a loss's negatives or masks)."""
+    return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate(),
+            **{name: g.get_state() for name, g in generators.items() if g is not None}}
+
+
+def _set_rng_states(states: dict[str, Any], generators: dict[str, torch.Generator | None]) -> None:
+    torch.set_rng_state(states["torch"])
+    np.random.set_state(states["numpy"])
+    random.setstate(states["python"])
+    for name, g in generators.items():
+        if g is not None:
+            g.set_state(states[name])
+
+
+def _save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def _load_checkpoint(path: str | Path | None, key: dict[str, Any]) -> dict[str, Any] | None:
+    """The checkpoint at ``path`` if it was written by a run with the same settings (else None:
+    a checkpoint of other settings must never be continued)."""
+    if path is None or not Path(path).exists():
+        return None
+    state = torch.load(path, weights_only=False)
+    return state if state.get("key") == key else None
 
 
 def count_parameters(model: torch.nn.Module) -> int:

@@ -68,3 +68,20 @@ def test_published_pairs_are_scored_in_target_mode_last_only(prepared, tiny_prep
     from recpress_utils.runs import target_modes
     assert target_modes(prepared[0]) == ("last",)
     assert target_modes(tiny_prepared) == ("last", "rest")
+
+
+def test_refit_trains_on_every_training_session(prepared, tmp_path):
+    """train.refit: early stopping picks the epochs on the held-out newest sessions, then a fresh
+    model trains on all of them (popularity: counts over all of them), as published models did."""
+    from recpress_utils.runs import ModelSpec, train_run
+    from recpress_utils.train import TrainConfig
+    out, _ = prepared
+    assert len(load_sessions(out, "train_all")) == len(TRAIN)
+    cfg = TrainConfig(epochs=2, batch_size=4, refit=True)
+    net, _, metrics = train_run(ModelSpec.from_config("popularity"), out, tmp_path / "pop", cfg, seed=0, threads=1,
+                                progress=False)
+    assert net.output[-1].log_counts[1].item() == pytest.approx(np.log1p(8))  # item 1: 8 times in all 10 sessions
+    net, result, metrics = train_run(ModelSpec.from_config("gru4rec"), out, tmp_path / "gru", cfg, seed=0, threads=1,
+                                     progress=False)
+    assert metrics["refit"]["epochs"] == metrics["best_epoch"] >= 1
+    assert len(metrics["history"]) == metrics["epochs_run"]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -19,7 +20,9 @@ import pytest
 from recpress_utils.digest import TOLERANCE, compare_digests
 from recpress_utils.paths import REPO_ROOT
 
-FRESH = REPO_ROOT / "results" / "synthetic" / "digest"
+#: The fresh run's digest: the default pipeline's, or another run's given by RECPRESS_FRESH_DIGEST
+#: (e.g. the default profile run with `--config threads=2 results_dir=results/threads2`).
+FRESH = Path(os.environ.get("RECPRESS_FRESH_DIGEST", REPO_ROOT / "results" / "synthetic" / "digest"))
 COMMITTED = REPO_ROOT / "reports" / "synthetic"
 
 

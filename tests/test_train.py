@@ -141,3 +141,54 @@ def test_exclude_seen_leaves_the_history_out_of_the_ranking():
     plain = evaluate(LikesHistory(), sessions, "last").result()
     masked = evaluate(LikesHistory(), sessions, "last", exclude_seen=True).result()
     assert plain["MRR"] == pytest.approx(1 / 5) and masked["MRR"] == pytest.approx(1.0)
+
+
+class Killed(Exception):
+    """Stands for a job killed mid-epoch (pre-empted cluster job, a laptop going to sleep)."""
+
+
+def test_a_killed_run_resumes_where_it_stopped_and_ends_as_an_uninterrupted_one(tiny_prepared, tmp_path,
+                                                                                monkeypatch):
+    """Killed half-way through epoch 2 and run again, a run (dropout, batch order and sampled
+    negatives all random) ends with exactly the metrics and history of a run never killed."""
+    import recpress_utils.runs as runs
+    from recpress_utils.sequences import training_windows
+
+    spec = ModelSpec.from_config("sasrec_sampled", {"architecture": "sasrec", "loss": "sampled_cross_entropy",
+                                                    "loss_settings": {"n_negatives": 20}})
+    cfg = TrainConfig(epochs=3, batch_size=64, patience=5, device="cpu")
+    whole = train_run(spec, tiny_prepared, tmp_path / "whole", cfg, seed=3, threads=1, progress=False)[2]
+
+    per_epoch = -(-len(training_windows(load_sessions(tiny_prepared, "train"), cfg.max_len).items) // cfg.batch_size)
+    real_build = runs.build_loss
+
+    def dies_in_epoch_2(*args, **kwargs):
+        inner, calls = real_build(*args, **kwargs), []
+
+        def loss(*a):
+            calls.append(1)
+            if len(calls) > per_epoch + per_epoch // 2:
+                raise Killed
+            return inner(*a)
+        loss.generator = inner.generator
+        return loss
+
+    monkeypatch.setattr(runs, "build_loss", dies_in_epoch_2)
+    with pytest.raises(Killed):
+        train_run(spec, tiny_prepared, tmp_path / "killed", cfg, seed=3, threads=1, progress=False)
+    assert (tmp_path / "killed" / runs.CHECKPOINT).exists(), "epoch 1 was saved"
+    monkeypatch.setattr(runs, "build_loss", real_build)
+    again = train_run(spec, tiny_prepared, tmp_path / "killed", cfg, seed=3, threads=1, progress=False)[2]
+    assert not (tmp_path / "killed" / runs.CHECKPOINT).exists(), "removed once training ended"
+    assert again["test"] == whole["test"]
+    assert [h["train_loss"] for h in again["history"]] == [h["train_loss"] for h in whole["history"]]
+
+
+def test_a_checkpoint_of_other_settings_is_never_continued(tiny_prepared, tmp_path):
+    from recpress_utils.runs import CHECKPOINT
+    from recpress_utils.train import _save_checkpoint
+    _save_checkpoint(tmp_path / CHECKPOINT, {"key": {"settings": "something else"}, "epoch": 99})
+    spec = ModelSpec.from_config("gru4rec")
+    metrics = train_run(spec, tiny_prepared, tmp_path, TrainConfig(epochs=1, batch_size=256), seed=0, threads=1,
+                        progress=False)[2]
+    assert metrics["epochs_run"] == 1 and not (tmp_path / CHECKPOINT).exists()

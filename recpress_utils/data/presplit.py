@@ -7,7 +7,8 @@ Protocol ``srgnn`` (the one the published numbers use):
   every position of ``train.parquet`` (the training loop already does that);
 * validation, for early stopping: the most recent ``valid_frac`` of the training sessions (the
   file is in time order), every prefix of each; never the test pairs. Those sessions are left
-  out of ``train.parquet``;
+  out of ``train.parquet``; ``train_all.parquet`` keeps every training session for a final
+  refit (``train.refit``), since the published models trained on all of them;
 * test: every published (prefix, next item) pair, one row each (``items`` = prefix + target, so
   target mode ``last`` scores exactly that pair);
 * ranking: **all items of the id space** (``items.parquet`` lists ids ``1 .. n_items - 1``,
@@ -30,6 +31,9 @@ from recpress_utils.data.prepare import SPLITS, length_summary
 from recpress_utils.data.srgnn import load_split, validation_split
 from recpress_utils.io import write_json, write_parquet
 
+#: Every training session, the newest included: what the published models trained on, and what
+#: a final refit (``train.refit``) trains on for the number of epochs early stopping chose.
+REFIT_SPLIT = "train_all"
 #: Datasets in SR-GNN's preprocessed layout (a folder with all_train_seq.txt[.gz] and test.txt[.gz]).
 SRGNN_DATASETS: tuple[str, ...] = ("diginetica", "yoochoose1_64")
 _EPOCH = np.datetime64("2000-01-01T00:00:00", "s")
@@ -76,8 +80,9 @@ def prepare_srgnn(folder: str | Path, out_dir: str | Path, valid_frac: float = 0
         "valid": _sessions_table("valid", _pairs_as_sessions(val.prefixes, val.targets)),
         "test": _sessions_table("test", _pairs_as_sessions(split.test_prefixes, split.test_targets)),
     }
+    tables[REFIT_SPLIT] = _sessions_table("train", split.train)
     out_dir.mkdir(parents=True, exist_ok=True)
-    for name in SPLITS:
+    for name in (*SPLITS, REFIT_SPLIT):
         write_parquet(tables[name], out_dir / f"{name}.parquet")
     write_parquet(_items_table(split.n_items, val.train), out_dir / "items.parquet")
     counts = split.counts

@@ -229,6 +229,7 @@ def masked_item_loss(mask_prob: float = 0.2, seed: int = 0,
             return hidden.sum() * 0.0
         return F.cross_entropy(model.head(hidden[where]), masked_targets[where])
 
+    loss.generator = generator  # its state is saved in training checkpoints (exact resume)
     return loss
 
 
