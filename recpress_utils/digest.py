@@ -23,6 +23,7 @@ exactly.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from dataclasses import dataclass
@@ -198,8 +199,6 @@ def compare_digests(fresh_dir: str | Path, committed_dir: str | Path,
 
 def config_hash(config: Mapping[str, Any]) -> str:
     """A stable hash of an effective config (key order does not matter)."""
-    import hashlib
-
     return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
