@@ -37,13 +37,20 @@ from recpress_utils.io import atomic_path, read_json, write_json
 from recpress_utils.paths import repo_path
 
 #: Absolute tolerance of a regenerated metric against the committed digest (fractions, so
-#: 0.005 = half a point of NDCG@10): above the thread-count / BLAS noise of one run, far below
+#: 0.005 = half a point of NDCG@10), on a model's mean over seeds: above the thread-count noise
+#: of the converged models (see compare_digests), far below
 #: the differences the claims are about.
 TOLERANCE = 0.005
 #: Metrics are stored at this many decimals: more than the report prints, and still stable text.
 DECIMALS = 6
-FILES = ("digest.csv", "curves.csv", "latency.json", "relatedness.json", "data.json", "stages.csv",
-         "provenance.json")
+#: Files of every digest; the paper's stages add the latency run and the relatedness check.
+FILES: tuple[str, ...] = ("digest.csv", "curves.csv", "stages.csv", "data.json", "provenance.json")
+PAPER_FILES: tuple[str, ...] = ("latency.json", "relatedness.json")
+
+
+def digest_files(paper: bool) -> list[str]:
+    """The files a dataset's digest holds (the Snakefile's outputs and what reports/ commits)."""
+    return [*FILES, *(PAPER_FILES if paper else ())]
 
 
 @dataclass

@@ -6,7 +6,7 @@ import sys
 
 from recpress_utils import config as settings
 from recpress_utils.data.presplit import SRGNN_DATASETS
-from recpress_utils.digest import config_hash
+from recpress_utils.digest import config_hash, digest_files
 from recpress_utils.models import uses_kg
 
 PY = sys.executable  # the interpreter running Snakemake: works without an activated venv
@@ -76,8 +76,7 @@ ALL_RUNS = PAPER_RUNS + PEER_RUNS + STUDENT_RUNS
 
 
 #: What a dataset's digest holds (recpress_utils.digest); latency and relatedness only with `paper`.
-DIGEST_FILES = ["digest.csv", "curves.csv", "stages.csv", "data.json", "provenance.json"] + (
-    ["latency.json", "relatedness.json"] if PAPER else [])
+DIGEST_FILES = digest_files(PAPER)
 
 
 def report_inputs(wildcards):
