@@ -179,14 +179,16 @@ def train_run(
     if loss is None:
         result = fit_counts(net, refit_sessions(prepared_dir) if train_cfg.refit else splits["train"])
     else:
+        selection = Path(run_dir) / CHECKPOINT
         result = fit(net, splits["train"], splits["valid"], train_cfg, seed, loss_fn=loss,
-                     progress=progress, checkpoint=Path(run_dir) / CHECKPOINT)
+                     progress=progress, checkpoint=selection, keep_checkpoint=train_cfg.refit)
         if train_cfg.refit:
             set_determinism(seed, threads)
             net = build_for_data(spec.architecture, prepared_dir, spec.settings, node2vec_path,
                                  neighbors_path)
             result = refit(net, prepared_dir, splits["valid"], train_cfg, seed, loss, result, progress,
                            Path(run_dir) / f"refit_{CHECKPOINT}")
+            selection.unlink(missing_ok=True)
     info = {
         "model": spec.architecture,
         "display_name": spec.display_name(node2vec_path is not None),

@@ -153,6 +153,7 @@ def fit(
     progress: bool = True,
     keep_last: bool = False,
     checkpoint: str | Path | None = None,
+    keep_checkpoint: bool = False,
 ) -> FitResult:
     """Train with AdamW, evaluate on validation every epoch, stop early, keep the best state.
 
@@ -162,7 +163,9 @@ def fit(
     ``checkpoint``: after every epoch the whole training state (weights, optimiser, every random
     generator, history, best state) is written there atomically, and a call that finds one made
     with the same settings continues after its last epoch, so a killed job rerun ends exactly
-    where an uninterrupted one would. The file is removed once training ends.
+    where an uninterrupted one would. The file is removed once training ends, unless
+    ``keep_checkpoint`` (a refit follows: a job killed during the refit must not train the
+    selection run again; the caller removes it).
 
     ``progress`` shows a tqdm bar per epoch; a one-line summary is printed after every epoch.
     """
@@ -227,7 +230,7 @@ def fit(
         if stop:
             break
     model.load_state_dict(best_state)
-    if checkpoint is not None:
+    if checkpoint is not None and not keep_checkpoint:
         Path(checkpoint).unlink(missing_ok=True)
     return FitResult(history, best_epoch, best_state, time.perf_counter() - started)
 

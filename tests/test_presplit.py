@@ -85,3 +85,34 @@ def test_refit_trains_on_every_training_session(prepared, tmp_path):
                                      progress=False)
     assert metrics["refit"]["epochs"] == metrics["best_epoch"] >= 1
     assert len(metrics["history"]) == metrics["epochs_run"]
+
+
+class Killed(Exception):
+    """Stands for a job killed during the refit (after the selection run has finished)."""
+
+
+def test_a_run_killed_during_its_refit_does_not_train_the_selection_run_again(prepared, tmp_path,
+                                                                            monkeypatch, capsys):
+    """The selection run's final checkpoint survives until the refit ends: the rerun continues
+    with the refit and ends as an uninterrupted run does."""
+    import recpress_utils.runs as runs
+    from recpress_utils.train import TrainConfig
+    out, _ = prepared
+    spec, cfg = runs.ModelSpec.from_config("gru4rec"), TrainConfig(epochs=2, batch_size=4, refit=True)
+    whole = runs.train_run(spec, out, tmp_path / "whole", cfg, seed=0, threads=1, progress=False)[2]
+
+    def killed(*args, **kwargs):
+        raise Killed
+    monkeypatch.setattr(runs, "refit", killed)
+    with pytest.raises(Killed):
+        runs.train_run(spec, out, tmp_path / "killed", cfg, seed=0, threads=1, progress=False)
+    assert (tmp_path / "killed" / runs.CHECKPOINT).exists(), "the finished selection run is kept"
+    monkeypatch.undo()
+    capsys.readouterr()
+    again = runs.train_run(spec, out, tmp_path / "killed", cfg, seed=0, threads=1, progress=False)[2]
+    assert "resumed from" in capsys.readouterr().out.splitlines()[0]
+
+    def untimed(history):
+        return [{k: v for k, v in h.items() if k != "epoch_seconds"} for h in history]
+    assert again["test"] == whole["test"] and untimed(again["history"]) == untimed(whole["history"])
+    assert not list((tmp_path / "killed").glob(f"*{runs.CHECKPOINT}")), "both checkpoints removed at the end"
