@@ -33,6 +33,6 @@ rule all:
 
 
 onsuccess:
-    if not IS_DEFAULT:
-        print(f"This run's config differs from the default profile, so reports/ was left untouched: "
+    if not PUBLISHED:
+        print(f"This run's config is none of the published profiles', so reports/ was left untouched: "
               f"its report is {OUT}/report/index.html (digest in {OUT}/digest/).")

@@ -60,6 +60,44 @@ def load_config(profile: str | Path | None = None, overrides: Mapping[str, Any] 
     return cfg
 
 
+#: Profiles whose run is committed under ``reports/<profile>/`` (digest and report page): runs too
+#: long for CI, made once. The dataset profiles share their dataset's name; an experiment layered
+#: over one (``yoochoose1_64-losses``) gets its own folder. The default profile's digest goes to
+#: ``reports/<dataset>/`` and its report is the project's front page, ``reports/index.html``.
+PUBLISHED_PROFILES = ("config/diginetica.yaml", "config/yoochoose1_64.yaml", "config/ml-1m.yaml",
+                      "config/yoochoose1_64-losses.yaml")
+
+
+def published_profile(cfg: Mapping[str, Any]) -> str | None:
+    """The committed profile ``cfg`` is the effective config of (``CONFIG_FILE`` for the default),
+    compared by hash; None for any other run, whose report stays under ``results/`` so that a
+    one-seed experiment never overwrites what ``reports/`` states."""
+    from recpress_utils.digest import config_hash
+
+    target = config_hash(cfg)
+    for profile in (None, *PUBLISHED_PROFILES):
+        if config_hash(load_config(profile)) == target:
+            return profile or CONFIG_FILE
+    return None
+
+
+def published_folder(cfg: Mapping[str, Any], profile: str) -> str:
+    """Where published ``profile``'s digest is committed."""
+    return f"reports/{cfg['dataset'] if profile == CONFIG_FILE else Path(profile).stem}"
+
+
+def report_pages(cfg: Mapping[str, Any], profile: str) -> tuple[str, str]:
+    """The committed report notebook and HTML page of published ``profile``."""
+    folder = "reports" if profile == CONFIG_FILE else published_folder(cfg, profile)
+    return f"{folder}/report.ipynb", f"{folder}/index.html"
+
+
+def report_notebook(cfg: Mapping[str, Any]) -> str:
+    """The report stage's notebook: the paper's tables and claims, or (``paper: false``) the peers
+    beside their published numbers."""
+    return "notebooks/07_report.ipynb" if cfg["paper"] else "notebooks/07_peers_report.ipynb"
+
+
 # --- derived settings: workflow/rules/common.smk reads these same functions -----------------------
 
 def results_folder(cfg: Mapping[str, Any]) -> str:

@@ -274,6 +274,35 @@ def leaderboard(runs: pd.DataFrame, metrics: Iterable[str] = ("NDCG@10", "MAP@10
     return table.sort_values(metrics[0], ascending=False, kind="stable").round(digits)
 
 
+#: Losses that compute the exact softmax over every item: the reference a cheaper loss is judged by.
+FULL_SOFTMAX = ("cross_entropy", "chunked_cross_entropy")
+
+
+def loss_comparison(runs: pd.DataFrame, metric: str = "MRR@20", within: float = 0.02) -> pd.DataFrame:
+    """Each cheaper loss against full softmax on the same architecture and seeds: seconds per
+    epoch, epochs, test ``metric`` and its relative difference (paired by seed). A loss is
+    "within" when that difference's lower CI bound (with one seed: the difference itself) is
+    above ``-within``: only then may it replace full softmax as a profile's default."""
+    rows = []
+    for architecture, frame in runs.groupby("model"):
+        full = frame[frame["loss"].isin(FULL_SOFTMAX)]
+        if full.empty or frame["group"].nunique() < 2:
+            continue
+        reference = full["group"].iloc[0]
+        for group, runs_of in frame.groupby("group", sort=False):
+            relative = paired(runs, group, reference, metric, ratio=True) - 1
+            mean, low, _ = mean_ci(relative)
+            rows.append({"architecture": architecture, "model": runs_of["display_name"].iloc[0],
+                         "seeds": len(runs_of), "seconds per epoch": runs_of["seconds_per_epoch"].mean(),
+                         "epochs": runs_of["epochs_run"].mean(), metric: runs_of[metric].mean(),
+                         "vs full softmax": mean,
+                         "verdict": "reference" if group == reference else
+                         f"within {within:.0%}" if low > -within else f"not within {within:.0%}"})
+    table = pd.DataFrame(rows, columns=["architecture", "model", "seeds", "seconds per epoch", "epochs", metric,
+                                        "vs full softmax", "verdict"])
+    return table.set_index(["architecture", "model"]).round(4)
+
+
 def latency_beside_paper(latency: Mapping[str, Any]) -> pd.DataFrame:
     """Table 6: our seconds per 1,000 requests per model, the paper's where it has the model."""
     table = latency_table(latency)

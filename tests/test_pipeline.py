@@ -106,10 +106,12 @@ def test_peers_only_profile_plans_no_paper_stage():
 
 
 @pytest.mark.pipeline
-def test_report_runs_on_peers_only(tiny_run, tmp_path):
-    """The report of a `paper: false` digest (e.g. MovieLens peers) skips the paper's sections."""
+def test_a_peers_only_profile_reports_its_peers_beside_the_published_numbers(tiny_run, tmp_path):
+    """`paper: false` (the real-data profiles) renders the peers' report: our runs beside the
+    published ones of the dataset (ML-100k: UniRec's SASRec), the convergence table, the costs."""
     import papermill
 
+    from recpress_utils.config import load_config, report_notebook
     from recpress_utils.digest import build_digest
 
     results = tmp_path / "ml"
@@ -117,24 +119,29 @@ def test_report_runs_on_peers_only(tiny_run, tmp_path):
         shutil.copytree(tiny_run / "runs" / f"{peer}_s42", results / "runs" / f"{peer}_s42")
     shutil.copytree(tiny_run / "benchmarks", results / "benchmarks")  # the rules' wall times
     shutil.copytree(tiny_run / "prepared", results / "prepared")
-    build_digest(results, tmp_path / "digest", {"dataset": "ml-100k", "paper": False})
+    config = load_config("config/tiny.yaml", {"dataset": "ml-100k", "paper": False})
+    build_digest(results, tmp_path / "digest", config)
     out = tmp_path / "report.ipynb"
-    papermill.execute_notebook(str(REPO_ROOT / "notebooks" / "07_report.ipynb"), str(out), kernel_name="python3",
+    papermill.execute_notebook(str(REPO_ROOT / report_notebook(config)), str(out), kernel_name="python3",
                                parameters={"digest_dir": str(tmp_path / "digest")}, progress_bar=False)
     text = out.read_text()
-    assert "not run in this profile" in text and "SASRec (full CE)" in text
+    assert "Protocol check" in text and "SASRec (full CE)" in text and "UniRec" in text
+    assert "best_epoch" in text and "max_rss_mb" in text
 
 
 def _planned_rules(*args: str) -> list[str]:
-    return _snakemake(*args, "-n", "--quiet", "rules", "--nolock").stdout.split()
+    return _snakemake(*args, "-n", "--quiet", "rules", "--nolock", "--rerun-incomplete").stdout.split()
 
 
-def test_only_the_default_profile_publishes_into_reports(tmp_path):
-    """reports/ is the default run's: a run with another config keeps its report in results/."""
+def test_only_the_published_profiles_publish_into_reports(tmp_path):
+    """reports/ holds the default run and the real-data profiles' runs: a run with any other
+    config keeps its report in results/."""
     assert "publish_report" in _planned_rules()
+    assert "publish_report" in _planned_rules("--configfile", "config/diginetica.yaml")
     one_seed = tmp_path / "one_seed.yaml"
     one_seed.write_text("seeds: [7]\n")
     assert "publish_report" not in _planned_rules("--configfile", str(one_seed))
+    assert "publish_report" not in _planned_rules("--configfile", "config/diginetica.yaml", str(one_seed))
     assert "publish_report" not in _planned_rules("--configfile", "config/tiny.yaml")
 
 

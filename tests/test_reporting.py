@@ -8,6 +8,7 @@ import subprocess
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy import stats
 
@@ -469,3 +470,23 @@ def test_latency_beside_paper_marks_the_peers():
     assert table.loc["Baseline", "paper s/1000"] == 1.01 and table.loc["Student (T = 1)", "paper s/1000"] == 0.189
     assert table.loc["SASRec (full CE)", "note"] == reporting.BEYOND and math.isnan(table.loc["SASRec (full CE)", "paper s/1000"])
     assert (table.drop(index="SASRec (full CE)")["note"] == "").all()
+
+
+def test_a_cheaper_loss_is_judged_against_full_softmax_on_the_same_seeds():
+    """Within 2 % (relative MRR@20) it may replace full softmax; 5 % below it may not."""
+    from recpress_utils.reporting import loss_comparison
+
+    rows = []
+    for group, loss, name, mrr, seconds in (("sasrec_full", "cross_entropy", "SASRec (full CE)", 0.300, 150.0),
+                                            ("sasrec_2048", "sampled_softmax", "SASRec (2048)", 0.297, 30.0),
+                                            ("sasrec_256", "sampled_softmax", "SASRec (256)", 0.285, 25.0)):
+        rows.append({"group": group, "model": "sasrec", "loss": loss, "display_name": name, "seed": 42,
+                     "MRR@20": mrr, "seconds_per_epoch": seconds, "epochs_run": 8})
+    rows.append({"group": "popularity", "model": "popularity", "loss": "counts", "display_name": "Popularity",
+                 "seed": 42, "MRR@20": 0.02, "seconds_per_epoch": np.nan, "epochs_run": 0})
+    table = loss_comparison(pd.DataFrame(rows)).droplevel("architecture")
+    assert list(table.index) == ["SASRec (full CE)", "SASRec (2048)", "SASRec (256)"], "popularity has no reference"
+    assert table.loc["SASRec (full CE)", "verdict"] == "reference"
+    assert table.loc["SASRec (2048)", "verdict"] == "within 2%"
+    assert table.loc["SASRec (2048)", "vs full softmax"] == pytest.approx(-0.01)
+    assert table.loc["SASRec (256)", "verdict"] == "not within 2%"

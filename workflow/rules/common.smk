@@ -6,7 +6,7 @@ import sys
 
 from recpress_utils import config as settings
 from recpress_utils.data.presplit import SRGNN_DATASETS
-from recpress_utils.digest import config_hash, digest_files
+from recpress_utils.digest import digest_files
 from recpress_utils.models import uses_kg
 
 PY = sys.executable  # the interpreter running Snakemake: works without an activated venv
@@ -15,9 +15,11 @@ PRESPLIT = DATASET in SRGNN_DATASETS  # published splits (SR-GNN): no raw events
 OUT = settings.results_folder(config)
 PAPERMILL = f"{PY} -m papermill -k python3 --no-progress-bar --log-output"
 
-#: Whether this run is the default profile's (same effective config, compared by hash): only then
-#: does it publish into the committed reports/; any other run keeps its report in OUT/report/.
-IS_DEFAULT = config_hash(config) == config_hash(settings.load_config())
+#: The committed profile this run is (same effective config, compared by hash), or None: only a
+#: published profile's run writes into reports/; any other run keeps its report in OUT/report/.
+PUBLISHED = settings.published_profile(config)
+PUBLISHED_FOLDER = settings.published_folder(config, PUBLISHED or settings.CONFIG_FILE)
+REPORT_NOTEBOOK = settings.report_notebook(config)
 
 
 def nb_params(**params):
@@ -106,8 +108,8 @@ def final_outputs():
         outputs += [f"{OUT}/claims/relatedness.json", f"{OUT}/benchmark/latency.json",
                     f"{OUT}/kg/kg_stats.json",
                     *[f"{OUT}/embeddings/s{seed}/node2vec_stats.json" for seed in config["seeds"]]]
-    if IS_DEFAULT:  # the committed report describes the default profile's run only
-        outputs += ["reports/report.ipynb", "reports/index.html"]
+    if PUBLISHED:  # the committed reports describe the published profiles' runs only
+        outputs += list(settings.report_pages(config, PUBLISHED))
     return outputs
 
 

@@ -50,7 +50,7 @@ rule digest:
 
 rule report:
     input:
-        notebook="notebooks/07_report.ipynb",
+        notebook=REPORT_NOTEBOOK,
         digest=f"{OUT}/digest/digest.csv",
     output:
         notebook=f"{OUT}/report/report.ipynb",
@@ -81,24 +81,25 @@ rule report_html:
         "{params.py} -m nbconvert --to html --no-prompt --stdout {input} > {output} 2> {log}"
 
 
-# reports/ holds the default profile's digest and report only: this rule is scheduled only when
-# the effective config equals the default (IS_DEFAULT). It copies the digest into
-# reports/<dataset>/ and renders the report from that copy, so the committed notebook reads
+# reports/ holds the published profiles' digests and reports only (the default and the real-data
+# profiles, recpress_utils.config.PUBLISHED_PROFILES): this rule is scheduled only when the
+# effective config equals one of them (PUBLISHED). It copies the digest into PUBLISHED_FOLDER
+# and renders the report from that copy, so the committed notebook reads
 # committed files and nbval can re-execute it exactly. The test command runs the pipeline with
 # --omit-from publish_report and then compares the fresh digest with the committed one within a
 # tolerance (tests/test_regeneration.py).
 rule publish_report:
     input:
-        notebook="notebooks/07_report.ipynb",
+        notebook=REPORT_NOTEBOOK,
         digest=[f"{OUT}/digest/{name}" for name in DIGEST_FILES],
     output:
-        digest=[f"reports/{DATASET}/{name}" for name in DIGEST_FILES],
-        notebook="reports/report.ipynb",
-        html="reports/index.html",
+        digest=[f"{PUBLISHED_FOLDER}/{name}" for name in DIGEST_FILES],
+        notebook=settings.report_pages(config, PUBLISHED or settings.CONFIG_FILE)[0],
+        html=settings.report_pages(config, PUBLISHED or settings.CONFIG_FILE)[1],
     params:
         papermill=PAPERMILL,
         py=PY,
-        nb=nb_params(digest_dir=f"reports/{DATASET}"),
+        nb=nb_params(digest_dir=PUBLISHED_FOLDER),
         folder=lambda wildcards, output: os.path.dirname(output.digest[0]),
     log:
         f"{OUT}/logs/publish_report.log",

@@ -1,0 +1,107 @@
+"""Our runs beside the published results on the same data and protocol (real-data profiles).
+
+A number from another paper only compares with ours when the data, the split and the ranking
+protocol are the same; the entries of ``peer_numbers.yaml`` for a dataset were produced under
+the protocol of its profile (SR-GNN's split for the session data, leave-one-out for MovieLens).
+Even then the code and the tuning differ, so the tables here show the difference and leave the
+reading to the report's text; the one hard check is the protocol check: a model with nothing to
+tune (popularity) must land on its published figure, or the protocol itself differs.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import pandas as pd
+
+from recpress_utils.paper import peer_numbers
+from recpress_utils.reporting import mean_ci
+
+#: The two metrics each protocol's published tables report (what the report leads with).
+HEADLINE: dict[str, tuple[str, str]] = {"srgnn": ("HR@20", "MRR@20"), "leave_one_out": ("HR@10", "NDCG@10")}
+
+
+def headline(protocol: str) -> tuple[str, str]:
+    """The published tables' two metrics under ``protocol`` (``stats.json``'s ``protocol``)."""
+    return HEADLINE.get(protocol, HEADLINE["leave_one_out"])
+
+
+def published(dataset: str) -> list[dict[str, Any]]:
+    """The published rows for ``dataset`` (model, metrics as fractions, source; ``ours``: the
+    config model it compares with)."""
+    return peer_numbers().get(dataset, [])
+
+
+def _label(runs: pd.DataFrame) -> dict[str, str]:
+    return runs.groupby("group")["display_name"].first().to_dict()
+
+
+def beside_published(runs: pd.DataFrame, dataset: str, metrics: tuple[str, ...],
+                     percent: bool = True) -> pd.DataFrame:
+    """One row per model: ours (mean and 95 % CI over seeds) next to the published figure of
+    the same model, and the published models we did not run, for context. In percent by
+    default, as the session-based papers print them."""
+    scale = 100.0 if percent else 1.0
+    refs = published(dataset)
+    rows = []
+    for group, name in _label(runs).items():
+        frame = runs[runs["group"] == group]
+        mine = [r for r in refs if r.get("ours") == group]
+        row: dict[str, Any] = {"model": name, "seeds": int(frame["seed"].nunique())}
+        sources = []
+        for metric in metrics:
+            mean, low, high = (v * scale for v in mean_ci(frame[metric]))
+            ref = next((r for r in mine if metric in r), None)
+            row[f"{metric} ours"] = mean
+            row[f"{metric} CI"] = f"[{low:.2f}, {high:.2f}]" if row["seeds"] > 1 else "one seed"
+            row[f"{metric} published"] = ref[metric] * scale if ref else float("nan")
+            row[f"{metric} ours - published"] = mean - row[f"{metric} published"]
+            if ref and ref["source"] not in sources:
+                sources.append(ref["source"])
+        row["published as"] = mine[0]["model"] if mine else ""
+        row["source"] = "; ".join(sources)
+        rows.append(row)
+    ran = set(runs["group"])
+    for ref in refs:
+        if ref.get("ours") in ran:
+            continue
+        rows.append({"model": f"{ref['model']} (not run here)", "seeds": 0,
+                     **{f"{m} published": ref.get(m, float("nan")) * scale for m in metrics},
+                     "published as": ref["model"], "source": ref["source"]})
+    table = pd.DataFrame(rows).set_index("model")
+    # one ranking of ours and the published models, so a reader sees where each of ours lands
+    level = table[f"{metrics[0]} ours"].fillna(table[f"{metrics[0]} published"])
+    return table.loc[level.sort_values(ascending=False, na_position="last").index].round(2)
+
+
+def protocol_check(runs: pd.DataFrame, dataset: str) -> pd.DataFrame:
+    """For every published row with a ``tolerance``: is our mean over seeds within it, on every
+    metric of the row? A popularity model has nothing to tune, so a miss means the protocol
+    (split, id space, ties, what counts as training) differs from the published one."""
+    rows = []
+    for ref in published(dataset):
+        if "tolerance" not in ref:
+            continue
+        frame = runs[runs["group"] == ref["ours"]]
+        for metric in (k for k in ref if "@" in k):
+            ours = float(frame[metric].mean()) if len(frame) else float("nan")
+            gap = abs(ours - ref[metric])
+            rows.append({"model": ref["model"], "metric": metric, "ours %": round(100 * ours, 2),
+                         "published %": round(100 * ref[metric], 2),
+                         "tolerance (points)": round(100 * ref["tolerance"], 2),
+                         "status": "pass" if gap <= ref["tolerance"] else "fail",
+                         "source": ref["source"]})
+    return pd.DataFrame(rows, columns=["model", "metric", "ours %", "published %", "tolerance (points)",
+                                       "status", "source"])
+
+
+def convergence(runs: pd.DataFrame, epoch_cap: Mapping[str, int]) -> pd.DataFrame:
+    """Best and last epoch of every trained run, seconds per epoch, and a flag where the best
+    epoch is the last one (validation still improving when training stopped: not converged)."""
+    trained = runs[runs["best_epoch"].fillna(0) > 0]
+    table = trained[["group", "seed", "best_epoch", "epochs_run", "seconds_per_epoch"]].rename(
+        columns={"epochs_run": "last_epoch"})
+    table["epoch cap"] = [epoch_cap.get(g, float("nan")) for g in table["group"]]
+    table["flag"] = ["best = last: not converged" if b == last else ""
+                     for b, last in zip(table["best_epoch"], table["last_epoch"])]
+    return table.sort_values(["group", "seed"]).set_index(["group", "seed"]).round(1)

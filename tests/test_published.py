@@ -1,0 +1,74 @@
+"""Our runs beside the published numbers: the protocol check, the comparison table, convergence."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from recpress_utils import published
+
+
+def _runs(group: str, name: str, **metrics: list[float]) -> pd.DataFrame:
+    n = len(next(iter(metrics.values())))
+    return pd.DataFrame({"group": group, "display_name": name, "seed": range(42, 42 + n), **metrics})
+
+
+def test_the_protocol_check_passes_near_the_published_row_and_fails_away_from_it():
+    """Diginetica's POP row is 0.89 / 0.20 (percent) with a tolerance of 0.25 points."""
+    near = _runs("popularity", "Popularity", **{"HR@20": [0.0093] * 3, "MRR@20": [0.0021] * 3})
+    far = _runs("popularity", "Popularity", **{"HR@20": [0.0130] * 3, "MRR@20": [0.0021] * 3})
+    assert (published.protocol_check(near, "diginetica")["status"] == "pass").all()
+    status = published.protocol_check(far, "diginetica").set_index("metric")["status"]
+    assert status["HR@20"] == "fail" and status["MRR@20"] == "pass"
+
+
+def test_a_missing_popularity_run_fails_the_protocol_check():
+    gru = _runs("gru4rec", "GRU4Rec", **{"HR@20": [0.5] * 3, "MRR@20": [0.2] * 3})
+    assert (published.protocol_check(gru, "yoochoose1_64")["status"] == "fail").all()
+
+
+def test_ours_stand_beside_the_same_models_published_figure_in_percent():
+    runs = pd.concat([
+        _runs("gru4rec", "GRU4Rec (sampled)", **{"HR@20": [0.60, 0.61, 0.62], "MRR@20": [0.25, 0.25, 0.26]}),
+        _runs("popularity", "Popularity", **{"HR@20": [0.073] * 3, "MRR@20": [0.017] * 3}),
+    ])
+    table = published.beside_published(runs, "yoochoose1_64", ("HR@20", "MRR@20"))
+    gru = table.loc["GRU4Rec (sampled)"]
+    assert gru["HR@20 ours"] == pytest.approx(61.0) and gru["HR@20 published"] == pytest.approx(60.64)
+    assert gru["HR@20 ours - published"] == pytest.approx(0.36, abs=0.011)
+    assert gru["seeds"] == 3 and gru["published as"] == "GRU4Rec"
+    assert "SR-GNN (not run here)" in table.index and "GRU4Rec (not run here)" not in table.index
+    assert list(table.index[:2]) == ["SR-GNN (not run here)", "STAMP (not run here)"], "best published first"
+
+
+def test_two_published_rows_of_one_model_fill_its_two_metrics():
+    """ML-1M's SASRec NDCG@10 (RecBole) and HR@10 (Klenitskiy & Vasilev) come from two papers."""
+    runs = _runs("sasrec", "SASRec (full CE)", **{"HR@10": [0.30, 0.31, 0.32], "NDCG@10": [0.17, 0.18, 0.19]})
+    row = published.beside_published(runs, "ml-1m", ("HR@10", "NDCG@10")).loc["SASRec (full CE)"]
+    assert row["HR@10 published"] == pytest.approx(31.0) and row["NDCG@10 published"] == pytest.approx(12.9)
+    assert "RecBole" in row["source"] and "Klenitskiy" in row["source"]
+
+
+def test_a_run_whose_best_epoch_is_its_last_is_flagged():
+    runs = pd.DataFrame({"group": ["sasrec", "sasrec", "popularity"], "seed": [42, 43, 42],
+                         "best_epoch": [7, 30, 0], "epochs_run": [10, 30, 0], "seconds_per_epoch": [40.0, 41.0, np.nan]})
+    table = published.convergence(runs, {"sasrec": 30})
+    assert list(table.index) == [("sasrec", 42), ("sasrec", 43)], "popularity is not trained"
+    assert table.loc[("sasrec", 42), "flag"] == "" and table.loc[("sasrec", 43), "flag"].startswith("best = last")
+
+
+def test_the_headline_metrics_follow_the_protocol():
+    assert published.headline("srgnn") == ("HR@20", "MRR@20")
+    assert published.headline("leave_one_out") == ("HR@10", "NDCG@10")
+
+
+def test_only_the_published_profiles_are_recognised(tmp_path):
+    from recpress_utils.config import CONFIG_FILE, load_config, published_profile, report_pages
+    assert published_profile(load_config()) == CONFIG_FILE
+    diginetica = load_config("config/diginetica.yaml")
+    assert published_profile(diginetica) == "config/diginetica.yaml"
+    assert report_pages(diginetica, "config/diginetica.yaml") == ("reports/diginetica/report.ipynb",
+                                                                  "reports/diginetica/index.html")
+    assert published_profile(load_config("config/diginetica.yaml", {"seeds": [7]})) is None
+    assert published_profile(load_config("config/tiny.yaml")) is None
