@@ -166,3 +166,18 @@ def test_the_teacher_is_a_setting_everywhere(tiny_run, tmp_path):
     assert not any("graph traversal" in name for name in latency["models"])
     report = (out / "report" / "index.html").read_text()
     assert "teacher SASRec (full CE)" in report
+
+
+@pytest.mark.pipeline
+def test_a_changed_setting_reruns_the_jobs_it_reaches_and_no_other(tiny_run, tmp_path):
+    """Every notebook rule's parameters are tracked by Snakemake's params trigger: after the
+    tiny run nothing is left to do, and a changed `train.epochs` reruns the training jobs, and
+    only the jobs downstream of them."""
+    results = f"results_dir={tiny_run.parent}"
+    unchanged = _snakemake("--configfile", "config/tiny.yaml", "--config", results, "-n", "--nolock")
+    assert "Nothing to be done" in unchanged.stdout + unchanged.stderr
+    one_epoch = tmp_path / "one_epoch.yaml"
+    one_epoch.write_text("train: {epochs: 1}\n")
+    changed = _snakemake("--configfile", "config/tiny.yaml", str(one_epoch), "--config", results,
+                         "-n", "--nolock", "--quiet", "rules").stdout.split()
+    assert "train_model" in changed and "prepare_data" not in changed and "build_kg" not in changed

@@ -10,14 +10,14 @@ rule latency:
         notebook=f"{OUT}/notebooks/06_benchmark.ipynb",
     params:
         papermill=PAPERMILL,
-        nb=lambda wildcards, input: nb_params(
+        nb=lambda wildcards: nb_params(
             prepared_dir=f"{OUT}/prepared",
             runs=BENCHMARK_RUNS,
             teacher=BENCHMARK_NAMES["teacher"],
             baseline=BENCHMARK_NAMES["baseline"],
             student=BENCHMARK_NAMES["student"],
-            neighbors_path=input.neighbors,
-            graph_path=input.graph,
+            neighbors_path=benchmark_inputs(wildcards)["neighbors"],
+            graph_path=benchmark_inputs(wildcards)["graph"],
             out_path=f"{OUT}/benchmark/latency.json",
             threads=config["benchmark"]["threads"],
             repeats=config["benchmark"]["repeats"],

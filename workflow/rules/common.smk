@@ -23,7 +23,11 @@ REPORT_NOTEBOOK = settings.report_notebook(config)
 
 
 def nb_params(**params):
-    """Notebook parameters as one JSON (= YAML) string for papermill's -y."""
+    """Notebook parameters as one JSON (= YAML) string for papermill's -y.
+
+    Rules build it in a function of the wildcards only, never of ``input``: Snakemake records a
+    param for its rerun trigger only then (snakemake/snakemake#3895), and a changed setting
+    (say `train.epochs`) must rerun the jobs it reaches."""
     return json.dumps({"threads": config["threads"], **params}, sort_keys=True)
 
 

@@ -52,9 +52,9 @@ rule prepare_data:
         notebook=f"{OUT}/notebooks/01_prepare_data.ipynb",
     params:
         papermill=PAPERMILL,
-        nb=lambda wildcards, input: nb_params(
+        nb=lambda wildcards: nb_params(
             dataset=DATASET,
-            raw_paths=list(input.raw),
+            raw_paths=list(raw_events(wildcards)),
             out_dir=f"{OUT}/prepared",
             prepare=config["prepare"],
             data_seed=config["data_seed"],

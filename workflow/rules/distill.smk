@@ -14,15 +14,15 @@ rule distill:
         notebook=f"{OUT}/notebooks/05_distill_T{{temperature}}_s{{seed}}.ipynb",
     params:
         papermill=PAPERMILL,
-        nb=lambda wildcards, input: nb_params(
+        nb=lambda wildcards: nb_params(
             temperature=float(wildcards.temperature),
             hard_weight=config["distill"]["hard_weight"],
             seed=int(wildcards.seed),
             prepared_dir=f"{OUT}/prepared",
             teacher_model=model_spec(TEACHER_MODEL).architecture,
             teacher_kwargs=model_spec(TEACHER_MODEL).settings,
-            teacher_checkpoint=input.teacher,
-            neighbors_path=input.get("neighbors", ""),
+            teacher_checkpoint=distill_inputs(wildcards)["teacher"],
+            neighbors_path=distill_inputs(wildcards).get("neighbors", ""),
             run_dir=f"{OUT}/runs/student-T{wildcards.temperature}_s{wildcards.seed}",
             student_kwargs=model_spec("student").settings,
             train=STUDENT_TRAIN,

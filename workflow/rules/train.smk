@@ -17,14 +17,14 @@ rule train_model:
         notebook=f"{OUT}/notebooks/04_train_model_{{model}}{{n2v}}_s{{seed}}.ipynb",
     params:
         papermill=PAPERMILL,
-        nb=lambda wildcards, input: nb_params(
+        nb=lambda wildcards: nb_params(
             model=wildcards.model,
             spec=config["models"].get(wildcards.model, {}),
             node2vec=bool(wildcards.n2v),
             seed=int(wildcards.seed),
             prepared_dir=f"{OUT}/prepared",
-            neighbors_path=input.get("neighbors", ""),
-            node2vec_path=input.get("embeddings", ""),
+            neighbors_path=train_inputs(wildcards).get("neighbors", ""),
+            node2vec_path=train_inputs(wildcards).get("embeddings", ""),
             run_dir=f"{OUT}/runs/{wildcards.model}{wildcards.n2v}_s{wildcards.seed}",
             train=config["train"],
         ),
