@@ -105,3 +105,53 @@ def convergence(runs: pd.DataFrame, epoch_cap: Mapping[str, int]) -> pd.DataFram
     table["flag"] = ["best = last: not converged" if b == last else ""
                      for b, last in zip(table["best_epoch"], table["last_epoch"])]
     return table.sort_values(["group", "seed"]).set_index(["group", "seed"]).round(1)
+
+
+#: What the README's table of real-data results lists: the committed digest folders of the profiles.
+README_FOLDERS = ("reports/yoochoose1_64", "reports/diginetica", "reports/ml-1m")
+
+
+def readme_table(folders: tuple[str, ...] = README_FOLDERS) -> str:
+    """The README's table of real-data results, in Markdown, from the committed digests (so the
+    README can never drift from them: ``tests/test_published.py`` compares the two, and
+    ``python -m recpress_utils.published`` rewrites it). Folders not committed yet are left out."""
+    from recpress_utils.digest import load_digest
+    from recpress_utils.paths import repo_path
+
+    lines = ["| dataset | protocol | model | seeds | ours | published | source | job time (min) |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for folder in folders:
+        if not (repo_path(folder) / "digest.csv").exists():
+            continue
+        digest = load_digest(folder)
+        dataset = digest.config["dataset"]
+        protocol = digest.data["prepared"].get("protocol", digest.config["prepare"]["split"])
+        metrics = headline(protocol)
+        table = beside_published(digest.runs, dataset, metrics)
+        minutes = digest.stages["seconds"].sum() / 60
+        for model, row in table[table["seeds"] > 0].iterrows():
+            ours = " / ".join(f"{row[f'{m} ours']:.2f}" for m in metrics)
+            theirs = " / ".join("—" if pd.isna(row[f"{m} published"]) else f"{row[f'{m} published']:.2f}"
+                                for m in metrics)
+            lines.append(f"| {dataset} | {protocol} ({' / '.join(metrics)}, %) | {model} | {int(row['seeds'])} | "
+                         f"{ours} | {theirs} | {row['source'] or '—'} | {minutes:.0f} |")
+    return "\n".join(lines)
+
+
+#: The README's table sits between these two lines.
+README_MARKERS = ("<!-- readme-table -->\n", "\n<!-- /readme-table -->")
+
+
+def write_readme_table(readme: str = "README.md") -> None:
+    """Replace the README's table with :func:`readme_table` (run after committing a digest)."""
+    from recpress_utils.paths import repo_path
+
+    path = repo_path(readme)
+    text = path.read_text()
+    start, end = README_MARKERS
+    head, rest = text.split(start, 1)
+    path.write_text(head + start + readme_table() + end + rest.split(end, 1)[1])
+
+
+if __name__ == "__main__":
+    write_readme_table()

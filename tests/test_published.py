@@ -72,3 +72,11 @@ def test_only_the_published_profiles_are_recognised(tmp_path):
                                                                   "reports/diginetica/index.html")
     assert published_profile(load_config("config/diginetica.yaml", {"seeds": [7]})) is None
     assert published_profile(load_config("config/tiny.yaml")) is None
+
+
+def test_the_readme_table_is_generated_from_the_committed_digests():
+    """The README's real-data table equals what the committed digests give (no hand-copied figure)."""
+    from recpress_utils.paths import REPO_ROOT
+    start, end = published.README_MARKERS
+    text = (REPO_ROOT / "README.md").read_text()
+    assert text.split(start, 1)[1].split(end, 1)[0] == published.readme_table()
