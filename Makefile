@@ -25,4 +25,4 @@ run: setup
 # stored outputs with a re-execution on the results computed here.
 test: setup
 	$(VENV)/bin/snakemake --cores $(CORES) --omit-from publish_report
-	$(VENV)/bin/pytest -q tests reports/report.ipynb --nbval --nbval-sanitize-with reports/sanitize.cfg
+	$(VENV)/bin/pytest -q tests reports/report.ipynb $(wildcard reports/*/report.ipynb) --nbval --nbval-sanitize-with reports/sanitize.cfg
