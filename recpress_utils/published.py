@@ -32,10 +32,6 @@ def published(dataset: str) -> list[dict[str, Any]]:
     return peer_numbers().get(dataset, [])
 
 
-def _label(runs: pd.DataFrame) -> dict[str, str]:
-    return runs.groupby("group")["display_name"].first().to_dict()
-
-
 def beside_published(runs: pd.DataFrame, dataset: str, metrics: tuple[str, ...],
                      percent: bool = True) -> pd.DataFrame:
     """One row per model: ours (mean and 95 % CI over seeds) next to the published figure of
@@ -44,7 +40,7 @@ def beside_published(runs: pd.DataFrame, dataset: str, metrics: tuple[str, ...],
     scale = 100.0 if percent else 1.0
     refs = published(dataset)
     rows = []
-    for group, name in _label(runs).items():
+    for group, name in runs.groupby("group")["display_name"].first().items():
         frame = runs[runs["group"] == group]
         mine = [r for r in refs if r.get("ours") == group]
         row: dict[str, Any] = {"model": name, "seeds": int(frame["seed"].nunique())}
