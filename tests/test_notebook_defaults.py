@@ -58,8 +58,8 @@ def test_profile_is_merged_key_by_key():
     assert cfg["train"] == {**base["train"], "epochs": 2, "batch_size": 128, "patience": 1}
     assert cfg["train"]["lr"] == 0.003  # from config.yaml, under tiny's keys
     assert cfg["prepare"] == {**base["prepare"], "min_item_support": 3}
-    assert cfg["models"]["bert4rec"] == {"loss_settings": {"mask_prob": 0.5},
-                                         "train": {"epochs": 2, "patience": 1}}
+    assert cfg["models"]["bert4rec"] == {"loss_settings": {"mask_prob": 0.5}, "settings": {"dropout": 0.1},
+                                         "train": {"epochs": 2, "patience": 1, "lr": 0.006}}
     assert cfg["results_dir"] == "results/tiny" and cfg["seeds"] == [42]
     assert rc.train_settings(cfg, "bert4rec").epochs == 2 and rc.train_settings(cfg, "sasrec").lr == 0.003
 
