@@ -7,6 +7,7 @@ half of the session), ``history`` (validation metrics per epoch), settings, seed
 
 from __future__ import annotations
 
+import copy
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -33,7 +34,7 @@ PAPER_NAMES = {
 }
 #: Display names of the peers' architectures (beyond the paper).
 PEER_NAMES = {"popularity": "Popularity", "gru4rec": "GRU4Rec", "sasrec": "SASRec",
-              "bert4rec": "BERT4Rec"}
+              "bert4rec": "BERT4Rec", "vsknn": "V-SkNN", "stan": "STAN"}
 
 
 @dataclass(frozen=True)
@@ -83,7 +84,7 @@ class ModelSpec:
         if (self.architecture, node2vec) in PAPER_NAMES and self.loss == "cross_entropy":
             return PAPER_NAMES[(self.architecture, node2vec)]
         base = PEER_NAMES.get(self.architecture, self.name)
-        loss = LOSSES[self.loss]
+        loss = getattr(MODELS[self.architecture], "fit_label", None) or LOSSES[self.loss]
         if "n_negatives" in self.loss_settings:
             loss += f", {self.loss_settings['n_negatives']} negatives"
         return f"{base} ({loss}){' + Node2Vec' if node2vec else ''}"
@@ -231,10 +232,13 @@ def refit(net: torch.nn.Module, prepared_dir: str | Path, valid: Sessions, cfg: 
 
 
 def fit_counts(net: torch.nn.Module, train: Sessions) -> FitResult:
-    """Fit a count-based model (popularity) on the training sessions: no epochs, no history."""
+    """Fit a model that needs no gradient steps (popularity counts, session kNN indexes the
+    sessions) on the training sessions: no epochs, no history."""
     started = time.perf_counter()
     net.fit_counts(train.items)
-    return FitResult([], 0, {k: v.clone() for k, v in net.state_dict().items()},
+    # session kNN keeps its index as extra state (a dict of tensors, copied by value here too)
+    state = {k: v.clone() if isinstance(v, torch.Tensor) else copy.deepcopy(v) for k, v in net.state_dict().items()}
+    return FitResult([], 0, state,
                      time.perf_counter() - started)
 
 

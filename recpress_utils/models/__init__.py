@@ -16,6 +16,7 @@ from recpress_utils.models.gru4rec import GRU4Rec
 from recpress_utils.models.mixed_attention import MixedAttention
 from recpress_utils.models.popularity import Popularity
 from recpress_utils.models.sasrec import SASRec
+from recpress_utils.models.session_knn import STAN, VSKNN
 from recpress_utils.models.student import Student
 
 MODELS: dict[str, type[SequentialRecommender]] = {
@@ -25,7 +26,9 @@ MODELS: dict[str, type[SequentialRecommender]] = {
     "mixed_attention": MixedAttention,
     "popularity": Popularity,
     "sasrec": SASRec,
+    "stan": STAN,
     "student": Student,
+    "vsknn": VSKNN,
 }
 
 
