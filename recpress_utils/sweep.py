@@ -1,0 +1,122 @@
+"""Committed hyperparameter sweeps: a plain grid over one model's settings, scored on validation.
+
+A profile's settings for a model are chosen here, never on test data: every grid point is fitted
+on the training split (without the validation sessions: no refit) and scored on the validation
+split, the newest sessions of training time, with the metric the profile selects epochs by. The
+table of every point's validation scores is written as CSV beside the profiles
+(``config/sweeps/<profile>/<model>.csv``) so a reader sees what was tried and why the profile
+holds what it holds; the best point is printed as the ``settings`` to copy into the profile.
+
+    python -m recpress_utils.sweep --configfile config/yoochoose1_64.yaml --model vsknn \\
+        --grid k=50,100,200,500 sample_size=500,1000,2500
+
+Keys of ``--grid`` are the model's constructor ``settings``; ``train.<key>`` sweeps a training
+setting (``train.lr=0.001,0.003``). Values are YAML scalars (``none`` or ``null`` for None).
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import time
+from pathlib import Path
+from typing import Any, Mapping
+
+import pandas as pd
+import yaml
+from tqdm import tqdm
+
+from recpress_utils.config import CONFIG_FILE, load_config, model_spec, results_folder
+from recpress_utils.io import atomic_path
+from recpress_utils.losses import build_loss
+from recpress_utils.paths import repo_path
+from recpress_utils.runs import ModelSpec, build_for_data, fit_counts, train_counts
+from recpress_utils.sequences import load_sessions
+from recpress_utils.train import TrainConfig, evaluate, fit, set_determinism
+
+
+def parse_grid(items: list[str]) -> dict[str, list[Any]]:
+    """``["k=50,100", "train.lr=0.001"]`` -> ``{"k": [50, 100], "train.lr": [0.001]}``."""
+    grid = {}
+    for item in items:
+        key, sep, values = item.partition("=")
+        if not sep or not key or not values:
+            raise ValueError(f"grid entries look like key=v1,v2; got {item!r}")
+        grid[key] = [None if v.strip().lower() in ("none", "null") else yaml.safe_load(v)
+                     for v in values.split(",")]
+    return grid
+
+
+def grid_points(grid: Mapping[str, list[Any]]) -> list[dict[str, Any]]:
+    """Every combination of the grid's values, in the order given."""
+    keys = list(grid)
+    return [dict(zip(keys, values)) for values in itertools.product(*(grid[k] for k in keys))]
+
+
+def validation_scores(spec: ModelSpec, prepared_dir: str | Path, cfg: TrainConfig, seed: int,
+                      threads: int) -> dict[str, float]:
+    """Fit ``spec`` on the training split and score it on the validation split (last target of
+    each validation session, as early stopping does). Returns the metrics plus ``seconds``."""
+    started = time.perf_counter()
+    set_determinism(seed, threads)
+    train, valid = (load_sessions(prepared_dir, s) for s in ("train", "valid"))
+    net = build_for_data(spec.architecture, prepared_dir, spec.settings)
+    loss = build_loss(spec.loss, seed, cfg.loss_positions, spec.loss_settings,
+                      item_counts=train_counts(prepared_dir))
+    if loss is None:
+        fit_counts(net, train)
+    else:
+        fit(net, train, valid, cfg, seed, loss_fn=loss, progress=False)
+    device = next(net.parameters()).device  # where fit left it (CUDA when present)
+    metrics = evaluate(net, valid, "last", cfg.eval_batch_size, cfg.max_len, device, cfg.exclude_seen).result()
+    return {**metrics, "seconds": round(time.perf_counter() - started, 1)}
+
+
+def sweep(config: Mapping[str, Any], model: str, grid: Mapping[str, list[Any]],
+          seed: int | None = None, prepared_dir: str | Path | None = None) -> pd.DataFrame:
+    """One row per grid point: its settings, the validation metrics, seconds; best first by the
+    model's ``select_metric`` (ties: the earlier grid point). ``prepared_dir`` defaults to the
+    profile's prepared data."""
+    base = model_spec(config, model)
+    prepared = prepared_dir or repo_path(results_folder(config)) / "prepared"
+    seed = config["seeds"][0] if seed is None else seed
+    rows = []
+    for point in tqdm(grid_points(grid), desc=f"sweep {model}"):
+        settings = {k: v for k, v in point.items() if not k.startswith("train.")}
+        train = {k.removeprefix("train."): v for k, v in point.items() if k.startswith("train.")}
+        spec = ModelSpec(base.name, base.architecture, base.loss, base.loss_settings,
+                         {**base.settings, **settings}, {**base.train, **train})
+        cfg = spec.train_config(config["train"])
+        rows.append({**point, **validation_scores(spec, prepared, cfg, seed, config["threads"])})
+    table = pd.DataFrame(rows)
+    metric = base.train_config(config["train"]).select_metric
+    return table.sort_values(metric, ascending=False, kind="stable").reset_index(drop=True)
+
+
+def sweep_path(profile: str | Path, model: str) -> Path:
+    """Where a profile's sweep table of ``model`` is committed (``default`` for config.yaml)."""
+    name = "default" if Path(profile).name == Path(CONFIG_FILE).name else Path(profile).stem
+    return repo_path("config") / "sweeps" / name / f"{model}.csv"
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run a sweep, write its table (atomically) and print the best point's settings."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--configfile", required=True, help="the profile, e.g. config/yoochoose1_64.yaml")
+    parser.add_argument("--model", required=True, help="a name in the profile's models")
+    parser.add_argument("--grid", nargs="+", required=True, help="key=v1,v2 ... (settings, or train.<key>)")
+    parser.add_argument("--seed", type=int, default=None, help="default: the profile's first seed")
+    args = parser.parse_args(argv)
+    config = load_config(args.configfile)
+    table = sweep(config, args.model, parse_grid(args.grid), args.seed)
+    out = sweep_path(args.configfile, args.model)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out) as tmp:
+        table.round(6).to_csv(tmp, index=False)
+    print(table.to_string(max_cols=12))
+    best = {k: table[k].iloc[0] for k in parse_grid(args.grid)}  # per column: ints stay ints
+    print(f"best on validation: {best}  -> {out}")
+
+
+if __name__ == "__main__":
+    main()
