@@ -44,12 +44,22 @@ def test_ours_stand_beside_the_same_models_published_figure_in_percent():
     assert list(table.index[:2]) == ["SR-GNN (not run here)", "STAMP (not run here)"], "best published first"
 
 
-def test_two_published_rows_of_one_model_fill_its_two_metrics():
-    """ML-1M's SASRec NDCG@10 (RecBole) and HR@10 (Klenitskiy & Vasilev) come from two papers."""
+def test_two_published_rows_of_one_model_fill_its_two_metrics(monkeypatch):
+    """A model's HR@10 and NDCG@10 may come from two papers: each metric takes its own row."""
+    rows = [{"model": "SASRec", "ours": "sasrec", "NDCG@10": 0.129, "source": "paper A"},
+            {"model": "SASRec", "ours": "sasrec", "HR@10": 0.31, "source": "paper B"}]
+    monkeypatch.setattr(published, "published", lambda dataset: rows)
     runs = _runs("sasrec", "SASRec (full CE)", **{"HR@10": [0.30, 0.31, 0.32], "NDCG@10": [0.17, 0.18, 0.19]})
     row = published.beside_published(runs, "ml-1m", ("HR@10", "NDCG@10")).loc["SASRec (full CE)"]
     assert row["HR@10 published"] == pytest.approx(31.0) and row["NDCG@10 published"] == pytest.approx(12.9)
-    assert "RecBole" in row["source"] and "Klenitskiy" in row["source"]
+    assert "paper A" in row["source"] and "paper B" in row["source"]
+
+
+def test_ml1m_bars_are_the_anchors():
+    """The ML-1M rows our models are judged against: SASRec+ and BERT4Rec of Klenitskiy & Vasilev."""
+    mine = {r["ours"]: r for r in published.published("ml-1m") if "ours" in r}
+    assert (mine["sasrec"]["NDCG@10"], mine["sasrec"]["HR@10"]) == (0.1821, 0.3152)
+    assert mine["bert4rec"]["NDCG@10"] == 0.1537 and mine["gru4rec"]["NDCG@10"] == 0.1545
 
 
 def test_a_run_whose_best_epoch_is_its_last_is_flagged():
