@@ -132,7 +132,8 @@ def test_paths_follow_a_value_given_by_hand():
     p = rc.resolve("04_train_model", {"model": "bert4rec", "seed": 43}, TINY, verbose=False)
     assert p["node2vec"] is False and p["neighbors_path"] == "" and p["node2vec_path"] == ""
     assert p["run_dir"] == "results/tiny/synthetic/runs/bert4rec_s43"
-    assert p["spec"] == {"loss_settings": {"mask_prob": 0.5}, "train": {"epochs": 2, "patience": 1}}
+    assert p["spec"] == {"loss_settings": {"mask_prob": 0.5}, "settings": {"dropout": 0.1},
+                         "train": {"epochs": 2, "patience": 1, "lr": 0.006}}
     teacher = rc.resolve("04_train_model", {}, TINY, verbose=False)
     assert (teacher["model"], teacher["node2vec"]) == ("mixed_attention", True)
     assert teacher["node2vec_path"] == "results/tiny/synthetic/embeddings/s42/node2vec.pt"
