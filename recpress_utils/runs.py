@@ -182,14 +182,13 @@ def train_run(
     else:
         selection = Path(run_dir) / CHECKPOINT
         result = fit(net, splits["train"], splits["valid"], train_cfg, seed, loss_fn=loss,
-                     progress=progress, checkpoint=selection, keep_checkpoint=train_cfg.refit)
+                     progress=progress, checkpoint=selection, keep_checkpoint=True)
         if train_cfg.refit:
             set_determinism(seed, threads)
             net = build_for_data(spec.architecture, prepared_dir, spec.settings, node2vec_path,
                                  neighbors_path)
             result = refit(net, prepared_dir, splits["valid"], train_cfg, seed, loss, result, progress,
                            Path(run_dir) / f"refit_{CHECKPOINT}")
-            selection.unlink(missing_ok=True)
     info = {
         "model": spec.architecture,
         "display_name": spec.display_name(node2vec_path is not None),
@@ -226,7 +225,7 @@ def refit(net: torch.nn.Module, prepared_dir: str | Path, valid: Sessions, cfg: 
     selection run's (what chose the epochs); the refit's own epochs are in ``refit_history``."""
     fixed = replace(cfg, epochs=max(chosen.best_epoch, 1))
     again = fit(net, refit_sessions(prepared_dir), valid, fixed, seed, loss_fn=loss, progress=progress,
-                keep_last=True, checkpoint=checkpoint)
+                keep_last=True, checkpoint=checkpoint, keep_checkpoint=True)
     return FitResult(chosen.history, chosen.best_epoch, again.best_state,
                      chosen.train_seconds + again.train_seconds, refit_history=again.history)
 
@@ -268,7 +267,7 @@ def distill_run(
     student = build_for_data("student", prepared_dir, student_kwargs)
     loss = distillation_loss(net_teacher, temperature, hard_weight, positions=train_cfg.loss_positions)
     result = fit(student, splits["train"], splits["valid"], train_cfg, seed, loss_fn=loss, progress=progress,
-                 checkpoint=Path(run_dir) / CHECKPOINT)
+                 checkpoint=Path(run_dir) / CHECKPOINT, keep_checkpoint=True)
     info = {
         "model": "student",
         "display_name": f"Student (T = {temperature:g})",
@@ -287,7 +286,8 @@ def _finish_run(
     threads: int, run_dir: str | Path, info: dict[str, Any], prepared_dir: str | Path,
 ) -> dict[str, Any]:
     """Evaluate on test (cold targets as misses, the dataset's target modes); write the run's
-    ``metrics.json`` and ``model.pt``."""
+    ``metrics.json`` and ``model.pt``; only then remove its training checkpoints, so a job killed
+    while testing (minutes on a real catalogue) resumes without training again."""
     metrics: dict[str, Any] = {
         **info,
         "seed": seed,
@@ -306,6 +306,8 @@ def _finish_run(
     with atomic_path(run_dir / "model.pt") as tmp:
         torch.save(result.best_state, tmp)
     write_json(metrics, run_dir / "metrics.json")
+    for checkpoint in run_dir.glob(f"*{CHECKPOINT}"):  # the selection run's and the refit's
+        checkpoint.unlink()
     return metrics
 
 

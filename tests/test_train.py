@@ -184,6 +184,27 @@ def test_a_killed_run_resumes_where_it_stopped_and_ends_as_an_uninterrupted_one(
     assert [h["train_loss"] for h in again["history"]] == [h["train_loss"] for h in whole["history"]]
 
 
+def test_a_run_killed_while_testing_does_not_train_again(tiny_prepared, tmp_path, monkeypatch, capsys):
+    """Testing over a real catalogue takes minutes: the finished training's checkpoint stays until
+    metrics.json and model.pt are written, so a job killed in between resumes with the test."""
+    import recpress_utils.runs as runs
+
+    spec, cfg = ModelSpec.from_config("gru4rec"), TrainConfig(epochs=2, batch_size=64, device="cpu")
+    whole = train_run(spec, tiny_prepared, tmp_path / "whole", cfg, seed=5, threads=1, progress=False)[2]
+
+    def killed(*args, **kwargs):
+        raise Killed
+    monkeypatch.setattr(runs, "evaluate_test", killed)
+    with pytest.raises(Killed):
+        train_run(spec, tiny_prepared, tmp_path / "killed", cfg, seed=5, threads=1, progress=False)
+    assert (tmp_path / "killed" / runs.CHECKPOINT).exists(), "the finished training is kept"
+    monkeypatch.undo()
+    capsys.readouterr()
+    again = train_run(spec, tiny_prepared, tmp_path / "killed", cfg, seed=5, threads=1, progress=False)[2]
+    assert "resumed from" in capsys.readouterr().out.splitlines()[0]
+    assert again["test"] == whole["test"] and not (tmp_path / "killed" / runs.CHECKPOINT).exists()
+
+
 def test_a_checkpoint_of_other_settings_is_never_continued(tiny_prepared, tmp_path):
     from recpress_utils.runs import CHECKPOINT
     from recpress_utils.train import _save_checkpoint

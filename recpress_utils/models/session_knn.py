@@ -133,7 +133,7 @@ class SessionKNN(SequentialRecommender):
                                                                    dtype=torch.float32))
 
     def _scores(self, batch: np.ndarray) -> np.ndarray:
-        n_rows, width = batch.shape
+        n_rows = batch.shape[0]
         real = batch != PAD
         length = real.sum(axis=1)
         position = np.cumsum(real, axis=1)  # 1-based position among the real items
