@@ -108,13 +108,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=None, help="default: the profile's first seed")
     args = parser.parse_args(argv)
     config = load_config(args.configfile)
-    table = sweep(config, args.model, parse_grid(args.grid), args.seed)
+    grid = parse_grid(args.grid)
+    table = sweep(config, args.model, grid, args.seed)
     out = sweep_path(args.configfile, args.model)
     out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(out) as tmp:
         table.round(6).to_csv(tmp, index=False)
     print(table.to_string(max_cols=12))
-    best = {k: table[k].iloc[0] for k in parse_grid(args.grid)}  # per column: ints stay ints
+    best = {k: table[k].iloc[0] for k in grid}  # per column: ints stay ints
     print(f"best on validation: {best}  -> {out}")
 
 
