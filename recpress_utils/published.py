@@ -93,6 +93,67 @@ def protocol_check(runs: pd.DataFrame, dataset: str) -> pd.DataFrame:
                                        "status", "source"])
 
 
+def bars(runs: pd.DataFrame, dataset: str) -> pd.DataFrame:
+    """The peers against the published bars they must reach (``bar`` in ``peer_numbers.yaml``).
+
+    One row per bar, model and metric: our mean over seeds with its 95 % CI (a seed varies the
+    initialisation, batch order, dropout and sampled negatives), the bar, the published row it
+    comes from, and ``met?``: "yes" when the mean reaches the bar, "no (-x.xx)" with the
+    shortfall otherwise, "not run here" when the profile did not run the model. A ``best_of``
+    bar is judged on whichever of its models has the higher mean on the bar's first metric.
+    Values are in percent for the session protocols (``HR@20`` / ``MRR@20``), fractions otherwise,
+    as the published tables print them.
+    """
+    rows = []
+    for ref in published(dataset):
+        bar = ref.get("bar")
+        if not bar:
+            continue
+        metrics = [k for k in bar if "@" in k] or [k for k in ref if "@" in k]
+        scale = 100.0 if "MRR@20" in metrics or "HR@20" in metrics else 1.0
+        digits = 2 if scale == 100.0 else 4
+        judged = bar["models"]
+        if bar.get("best_of"):
+            ran = [m for m in judged if (runs["group"] == m).any()]
+            judged = [max(ran, key=lambda m: runs.loc[runs["group"] == m, metrics[0]].mean())] if ran else judged[:1]
+        for model in judged:
+            frame = runs[runs["group"] == model]
+            label = " / ".join(bar["models"]) if bar.get("best_of") else model
+            for metric in metrics:
+                target = bar.get(metric, ref.get(metric))
+                mean, low, high = (v * scale for v in mean_ci(frame[metric])) if len(frame) else (float("nan"),) * 3
+                seeds = int(frame["seed"].nunique())
+                if not len(frame):
+                    met = "not run here"
+                elif mean >= target * scale:
+                    met = "yes"
+                else:
+                    met = f"no ({mean - target * scale:+.{digits}f})"
+                rows.append({
+                    "peer": f"best of {label}: {model}" if bar.get("best_of") and len(frame) else label,
+                    "metric": metric,
+                    "ours": round(mean, digits) if len(frame) else float("nan"),
+                    "95 % CI": (f"[{low:.{digits}f}, {high:.{digits}f}]" if seeds > 1
+                                else "one seed" if seeds == 1 else ""),
+                    "seeds": seeds,
+                    "must reach": round(target * scale, digits),
+                    "published": f"{ref['model']} {ref[metric] * scale:.{digits}f}" if metric in ref else ref["model"],
+                    "source": ref["source"],
+                    "met?": met,
+                    "tried": bar.get("tried", "") if met.startswith("no (") else "",
+                })
+    return pd.DataFrame(rows, columns=["peer", "metric", "ours", "95 % CI", "seeds", "must reach", "published",
+                                       "source", "met?", "tried"])
+
+
+def styled_bars(table: pd.DataFrame):
+    """:func:`bars` with every missed bar in red, for the report (a fixed uuid, so the HTML a
+    re-executed report prints is the committed one)."""
+    def red(row: pd.Series) -> list[str]:
+        return ["color: #c00000; font-weight: bold" if str(row["met?"]).startswith("no (") else ""] * len(row)
+    return table.style.apply(red, axis=1).format(precision=4).set_uuid("bars").hide(axis="index")
+
+
 def convergence(runs: pd.DataFrame, epoch_cap: Mapping[str, int]) -> pd.DataFrame:
     """Best and last epoch of every trained run, seconds per epoch, and a flag where the best
     epoch is the last one (validation still improving when training stopped: not converged)."""
