@@ -10,6 +10,8 @@ holds what it holds; the best point is printed as the ``settings`` to copy into 
     python -m recpress_utils.sweep --configfile config/yoochoose1_64.yaml --model vsknn \\
         --grid k=50,100,200,500 sample_size=500,1000,2500
 
+``--append`` adds a refined round (around the best point) to the committed table.
+
 Keys of ``--grid`` are the model's constructor ``settings``; ``train.<key>`` sweeps a training
 setting (``train.lr=0.001,0.003``). Values are YAML scalars (``none`` or ``null`` for None).
 """
@@ -93,6 +95,18 @@ def sweep(config: Mapping[str, Any], model: str, grid: Mapping[str, list[Any]],
     return table.sort_values(metric, ascending=False, kind="stable").reset_index(drop=True)
 
 
+def merge_tables(old: pd.DataFrame, new: pd.DataFrame, keys: list[str], metric: str) -> pd.DataFrame:
+    """The committed table with a new round's rows (a point scored again keeps its new row),
+    best first by ``metric``. Both rounds must sweep the same keys, so every row says which
+    settings it scored."""
+    if set(old.columns) != set(new.columns):
+        raise ValueError(f"the committed table and this round differ in {sorted(set(old.columns) ^ set(new.columns))}:"
+                         " sweep the same keys (and metrics), or start a new table")
+    merged = pd.concat([old, new], ignore_index=True)
+    merged = merged.drop_duplicates(subset=keys, keep="last")
+    return merged.sort_values(metric, ascending=False, kind="stable").reset_index(drop=True)
+
+
 def sweep_path(profile: str | Path, model: str) -> Path:
     """Where a profile's sweep table of ``model`` is committed (``default`` for config.yaml)."""
     name = "default" if Path(profile).name == Path(CONFIG_FILE).name else Path(profile).stem
@@ -106,11 +120,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--model", required=True, help="a name in the profile's models")
     parser.add_argument("--grid", nargs="+", required=True, help="key=v1,v2 ... (settings, or train.<key>)")
     parser.add_argument("--seed", type=int, default=None, help="default: the profile's first seed")
+    parser.add_argument("--append", action="store_true",
+                        help="add to the committed table (a grid refined around its best), not replace it")
     args = parser.parse_args(argv)
     config = load_config(args.configfile)
     grid = parse_grid(args.grid)
     table = sweep(config, args.model, grid, args.seed)
     out = sweep_path(args.configfile, args.model)
+    if args.append and out.exists():
+        table = merge_tables(pd.read_csv(out), table, list(grid),
+                             model_spec(config, args.model).train_config(config["train"]).select_metric)
     out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(out) as tmp:
         table.round(6).to_csv(tmp, index=False)

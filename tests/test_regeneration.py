@@ -11,6 +11,7 @@ single run's last printed digits (see ``recpress_utils.digest.compare_digests``)
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
@@ -61,3 +62,23 @@ def test_a_missing_run_fails(tmp_path):
     table.iloc[1:].to_csv(copy / "digest.csv", index=False)
     problems = compare_digests(copy, COMMITTED)
     assert any("missing from the fresh digest" in p for p in problems)
+
+
+def _shifted_relatedness(tmp_path, delta: float):
+    copy = tmp_path / f"related{delta}"
+    shutil.copytree(COMMITTED, copy)
+    related = json.loads((copy / "relatedness.json").read_text())
+    run = next(iter(related["runs"]))
+    related["runs"][run]["kg_neighbour_share"] += delta
+    (copy / "relatedness.json").write_text(json.dumps(related))
+    return copy, run
+
+
+def test_relatedness_is_compared_by_seed_means_a_wrong_share_fails(tmp_path):
+    """One run's share +0.02 (one of three seeds): its model's mean moves 0.0067 > 0.005 and fails;
+    +0.007 in one run (what another thread count did) moves the mean 0.0023 and passes."""
+    wrong, run = _shifted_relatedness(tmp_path, 0.02)
+    problems = compare_digests(wrong, COMMITTED)
+    assert len(problems) == 1 and run.rsplit("_s", 1)[0] in problems[0] and "kg_neighbour_share" in problems[0]
+    noise, _ = _shifted_relatedness(tmp_path, 0.007)
+    assert compare_digests(noise, COMMITTED) == []

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 
 import recpress_utils.sweep as sweep_mod
 from recpress_utils.config import load_config
 from recpress_utils.paths import REPO_ROOT
+from recpress_utils.sweep import merge_tables
 
 
 def test_the_grid_is_parsed_as_yaml_scalars_and_crossed():
@@ -29,3 +31,12 @@ def test_a_sweep_scores_on_validation_and_never_reads_the_test_split(tiny_prepar
     metric = "NDCG@10"  # the tiny profile's select_metric
     assert table[metric].is_monotonic_decreasing and table[metric].iloc[0] > 0
     assert table.loc[table["k"] == 1, metric].item() != table.loc[table["k"] == 50, metric].item()
+
+
+def test_a_refined_round_joins_the_committed_table_and_replaces_a_point_scored_again():
+    old = pd.DataFrame({"k": [50, 100], "MRR@20": [0.20, 0.25], "seconds": [1.0, 1.0]})
+    new = pd.DataFrame({"k": [100, 200], "MRR@20": [0.26, 0.24], "seconds": [2.0, 2.0]})
+    merged = merge_tables(old, new, ["k"], "MRR@20")
+    assert merged["k"].tolist() == [100, 200, 50] and merged.loc[0, "seconds"] == 2.0
+    with pytest.raises(ValueError, match="lambda"):
+        merge_tables(old, new.assign(lambda_position=1), ["k", "lambda_position"], "MRR@20")
