@@ -110,8 +110,7 @@ def bars(runs: pd.DataFrame, dataset: str) -> pd.DataFrame:
         if not bar:
             continue
         metrics = [k for k in bar if "@" in k] or [k for k in ref if "@" in k]
-        scale = 100.0 if "MRR@20" in metrics or "HR@20" in metrics else 1.0
-        digits = 2 if scale == 100.0 else 4
+        scale, digits = _bar_scale(metrics[0])
         judged = bar["models"]
         if bar.get("best_of"):
             ran = [m for m in judged if (runs["group"] == m).any()]
@@ -144,6 +143,12 @@ def bars(runs: pd.DataFrame, dataset: str) -> pd.DataFrame:
                 })
     return pd.DataFrame(rows, columns=["peer", "metric", "ours", "95 % CI", "seeds", "must reach", "published",
                                        "source", "met?", "tried"])
+
+
+def _bar_scale(metric: str) -> tuple[float, int]:
+    """Scale and printed decimals of a bar's metric: the session protocols' HR@20 / MRR@20 in
+    percent with 2 decimals, as their papers print them; fractions with 4 otherwise."""
+    return (100.0, 2) if metric in HEADLINE["srgnn"] else (1.0, 4)
 
 
 def styled_bars(table: pd.DataFrame):
@@ -195,6 +200,31 @@ def readme_table(folders: tuple[str, ...] = README_FOLDERS) -> str:
                                 for m in metrics)
             lines.append(f"| {Path(folder).name} | {protocol} ({' / '.join(metrics)}, %) | {model} | {int(row['seeds'])} | "
                          f"{ours} | {theirs} | {row['source'] or '—'} | {minutes:.0f} |")
+    return "\n".join(lines) + "\n\n" + readme_bars(folders)
+
+
+def readme_bars(folders: tuple[str, ...] = README_FOLDERS) -> str:
+    """The README's table of the peers against their published bars (:func:`bars`), from the
+    committed digests of the datasets' own profiles (a loss comparison judges no bar)."""
+    from recpress_utils.digest import load_digest
+    from recpress_utils.paths import repo_path
+
+    lines = ["Peers against the published bars they must reach (mean over seeds; *met?* gives the shortfall):", "",
+             "| dataset | peer | metric | ours [95 % CI] | must reach | published | met? |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    for folder in folders:
+        if not (repo_path(folder) / "digest.csv").exists():
+            continue
+        digest = load_digest(folder)
+        dataset = digest.config["dataset"]
+        if Path(folder).name != dataset:
+            continue
+        for _, row in bars(digest.runs, dataset).iterrows():
+            if row["met?"] == "not run here":
+                continue
+            digits = _bar_scale(row["metric"])[1]
+            lines.append(f"| {dataset} | {row['peer']} | {row['metric']} | {row['ours']:.{digits}f} {row['95 % CI']} | "
+                         f"{row['must reach']} | {row['published']} ({row['source']}) | {row['met?']} |")
     return "\n".join(lines)
 
 
