@@ -11,7 +11,7 @@ tune (popularity) must land on its published figure, or the protocol itself diff
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 import pandas as pd
 
@@ -176,19 +176,24 @@ def convergence(runs: pd.DataFrame, epoch_cap: Mapping[str, int]) -> pd.DataFram
 README_FOLDERS = ("reports/yoochoose1_64", "reports/yoochoose1_64-losses", "reports/diginetica", "reports/ml-1m")
 
 
+def _committed_digests(folders: tuple[str, ...]) -> Iterator[tuple[str, Any]]:
+    """``(folder, digest)`` of every folder whose digest is committed, in order (folders not
+    committed yet are left out)."""
+    from recpress_utils.digest import load_digest
+    from recpress_utils.paths import repo_path
+
+    for folder in folders:
+        if (repo_path(folder) / "digest.csv").exists():
+            yield folder, load_digest(folder)
+
+
 def readme_table(folders: tuple[str, ...] = README_FOLDERS) -> str:
     """The README's table of real-data results, in Markdown, from the committed digests (so the
     README can never drift from them: ``tests/test_published.py`` compares the two, and
     ``python -m recpress_utils.published`` rewrites it). Folders not committed yet are left out."""
-    from recpress_utils.digest import load_digest
-    from recpress_utils.paths import repo_path
-
     lines = ["| profile | protocol | model | seeds | ours | published | source | job time (min) |",
              "| --- | --- | --- | --- | --- | --- | --- | --- |"]
-    for folder in folders:
-        if not (repo_path(folder) / "digest.csv").exists():
-            continue
-        digest = load_digest(folder)
+    for folder, digest in _committed_digests(folders):
         dataset = digest.config["dataset"]
         protocol = digest.data["prepared"].get("protocol", digest.config["prepare"]["split"])
         metrics = headline(protocol)
@@ -206,16 +211,10 @@ def readme_table(folders: tuple[str, ...] = README_FOLDERS) -> str:
 def readme_bars(folders: tuple[str, ...] = README_FOLDERS) -> str:
     """The README's table of the peers against their published bars (:func:`bars`), from the
     committed digests of the datasets' own profiles (a loss comparison judges no bar)."""
-    from recpress_utils.digest import load_digest
-    from recpress_utils.paths import repo_path
-
     lines = ["Peers against the published bars they must reach (mean over seeds; *met?* gives the shortfall):", "",
              "| dataset | peer | metric | ours [95 % CI] | must reach | published | met? |",
              "| --- | --- | --- | --- | --- | --- | --- |"]
-    for folder in folders:
-        if not (repo_path(folder) / "digest.csv").exists():
-            continue
-        digest = load_digest(folder)
+    for folder, digest in _committed_digests(folders):
         dataset = digest.config["dataset"]
         if Path(folder).name != dataset:
             continue
