@@ -93,6 +93,10 @@ def protocol_check(runs: pd.DataFrame, dataset: str) -> pd.DataFrame:
                                        "status", "source"])
 
 
+#: How :func:`bars` begins a missed bar's ``met?`` (then the shortfall): what the report colours red.
+MISSED = "no ("
+
+
 def bars(runs: pd.DataFrame, dataset: str) -> pd.DataFrame:
     """The peers against the published bars they must reach (``bar`` in ``peer_numbers.yaml``).
 
@@ -120,18 +124,18 @@ def bars(runs: pd.DataFrame, dataset: str) -> pd.DataFrame:
             label = " / ".join(bar["models"]) if bar.get("best_of") else model
             for metric in metrics:
                 target = bar.get(metric, ref.get(metric))
-                mean, low, high = (v * scale for v in mean_ci(frame[metric])) if len(frame) else (float("nan"),) * 3
+                mean, low, high = (v * scale for v in mean_ci(frame[metric]))  # NaN when not run
                 seeds = int(frame["seed"].nunique())
-                if not len(frame):
+                if not seeds:
                     met = "not run here"
                 elif mean >= target * scale:
                     met = "yes"
                 else:
-                    met = f"no ({mean - target * scale:+.{digits}f})"
+                    met = f"{MISSED}{mean - target * scale:+.{digits}f})"
                 rows.append({
-                    "peer": f"best of {label}: {model}" if bar.get("best_of") and len(frame) else label,
+                    "peer": f"best of {label}: {model}" if bar.get("best_of") and seeds else label,
                     "metric": metric,
-                    "ours": round(mean, digits) if len(frame) else float("nan"),
+                    "ours": round(mean, digits),
                     "95 % CI": (f"[{low:.{digits}f}, {high:.{digits}f}]" if seeds > 1
                                 else "one seed" if seeds == 1 else ""),
                     "seeds": seeds,
@@ -139,7 +143,7 @@ def bars(runs: pd.DataFrame, dataset: str) -> pd.DataFrame:
                     "published": f"{ref['model']} {ref[metric] * scale:.{digits}f}" if metric in ref else ref["model"],
                     "source": ref["source"],
                     "met?": met,
-                    "tried": bar.get("tried", "") if met.startswith("no (") else "",
+                    "tried": bar.get("tried", "") if met.startswith(MISSED) else "",
                 })
     return pd.DataFrame(rows, columns=["peer", "metric", "ours", "95 % CI", "seeds", "must reach", "published",
                                        "source", "met?", "tried"])
@@ -151,11 +155,11 @@ def _bar_scale(metric: str) -> tuple[float, int]:
     return (100.0, 2) if metric in HEADLINE["srgnn"] else (1.0, 4)
 
 
-def styled_bars(table: pd.DataFrame):
+def styled_bars(table: pd.DataFrame) -> "pd.io.formats.style.Styler":
     """:func:`bars` with every missed bar in red, for the report (a fixed uuid, so the HTML a
     re-executed report prints is the committed one)."""
     def red(row: pd.Series) -> list[str]:
-        return ["color: #c00000; font-weight: bold" if str(row["met?"]).startswith("no (") else ""] * len(row)
+        return ["color: #c00000; font-weight: bold" if str(row["met?"]).startswith(MISSED) else ""] * len(row)
     return table.style.apply(red, axis=1).format(precision=4).set_uuid("bars").hide(axis="index")
 
 
