@@ -8,7 +8,9 @@ cross-entropy with the true next item (``hard_weight``) is an ablation, default 
 
 The teacher's logits are computed on the fly, without gradients and in eval mode, from the
 very training batches the student sees (``fit`` only ever hands the loss training batches),
-so no validation or test session is ever shown to the teacher for distillation.
+so no validation or test session is ever shown to the teacher for distillation. On a large
+catalogue, ``distill.top_k`` replaces them by the teacher's top-K per training prefix, computed
+once before training (:mod:`recpress_utils.teacher_cache`).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from recpress_utils.teacher_cache import TeacherCache, cached_kd_loss, prefix_keys
 from recpress_utils.train import LossFn
 
 
@@ -53,13 +56,15 @@ def kd_loss(student_logits: Tensor, teacher_logits: Tensor, temperature: float) 
 
 
 def distillation_loss(teacher: nn.Module, temperature: float, hard_weight: float = 0.0,
-                      positions: Literal["all", "last"] = "all") -> LossFn:
+                      positions: Literal["all", "last"] = "all", cache: TeacherCache | None = None) -> LossFn:
     """A :data:`~recpress_utils.train.LossFn` for ``fit``: KD from the frozen ``teacher``.
 
     ``positions="all"`` distils at every position with a target (targets != 0), ``"last"`` at
     the last position of each row that has a target; the teacher is asked at exactly the same
     positions. ``hard_weight > 0`` adds ``hard_weight * cross_entropy(student, true next item)``.
-    The teacher is frozen here (eval mode, no gradients) and kept in eval mode.
+    The teacher is frozen here (eval mode, no gradients) and kept in eval mode. With ``cache``
+    (built at the same temperature) the teacher is not run: each position's target is its
+    prefix's cached top-K (:func:`~recpress_utils.teacher_cache.cached_kd_loss`).
     """
     if positions not in ("all", "last"):
         raise ValueError(f"positions must be 'all' or 'last', not {positions!r}")
@@ -67,9 +72,13 @@ def distillation_loss(teacher: nn.Module, temperature: float, hard_weight: float
         raise ValueError(f"temperature must be > 0, got {temperature}")
     if hard_weight < 0:
         raise ValueError(f"hard_weight must be >= 0, got {hard_weight}")
+    if cache is not None and cache.temperature != temperature:
+        raise ValueError(f"the teacher cache was built at T = {cache.temperature:g}, not {temperature:g}")
     freeze(teacher)
 
     def loss(model: nn.Module, inputs: Tensor, targets: Tensor) -> Tensor:
+        if cache is not None:
+            return _cached(model, inputs, targets)
         teacher.eval()
         _follow_device(teacher, inputs.device)
         if positions == "last":
@@ -87,6 +96,19 @@ def distillation_loss(teacher: nn.Module, temperature: float, hard_weight: float
         value = kd_loss(student_logits, teacher_logits, temperature)
         if hard_weight and labels.numel():
             value = value + hard_weight * F.cross_entropy(student_logits, labels)
+        return value
+
+    def _cached(model: nn.Module, inputs: Tensor, targets: Tensor) -> Tensor:
+        mask = targets != 0
+        if positions == "last":  # only each row's last position, as last_logits would
+            last, mask = mask[:, -1], torch.zeros_like(mask)
+            mask[:, -1] = last
+        keys = prefix_keys(inputs)[mask.cpu().numpy()]
+        items, logits, rest = (t.to(inputs.device) for t in cache.lookup(keys))
+        student_logits = model.head(model.hidden(inputs)[mask])
+        value = cached_kd_loss(student_logits, items, logits, rest, temperature)
+        if hard_weight and mask.any():
+            value = value + hard_weight * F.cross_entropy(student_logits, targets[mask])
         return value
 
     return loss

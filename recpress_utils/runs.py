@@ -21,7 +21,8 @@ from recpress_utils.distill import distillation_loss
 from recpress_utils.io import atomic_path, read_json, write_json
 from recpress_utils.losses import LOSSES, build_loss, check_loss
 from recpress_utils.models import MODELS, build_model, uses_kg
-from recpress_utils.sequences import Sessions, load_sessions, n_items
+from recpress_utils.sequences import Sessions, load_sessions, n_items, training_windows
+from recpress_utils.teacher_cache import build_teacher_cache
 from recpress_utils.train import FitResult, LossFn, TrainConfig, count_parameters, evaluate, fit, pick_device, set_determinism
 
 #: Display names of the paper's four models.
@@ -252,11 +253,14 @@ def distill_run(
     threads: int,
     hard_weight: float = 0.0,
     progress: bool = True,
+    top_k: int | None = None,
 ) -> tuple[torch.nn.Module, FitResult, dict[str, Any]]:
     """Distil the frozen best teacher into the student at ``temperature`` (SPEC section 5).
 
     ``teacher`` holds ``model``, ``model_kwargs``, ``checkpoint`` and ``neighbors_path`` (or None).
-    Teacher logits are computed on the fly on training batches only.
+    Teacher logits are computed on the fly on training batches only; with ``top_k`` the
+    teacher's top-K per training prefix is computed once, before training, and the student is
+    distilled from that (:mod:`recpress_utils.teacher_cache`; its seconds are in the metrics).
     """
     set_determinism(seed, threads)
     splits = {s: load_sessions(prepared_dir, s) for s in ("train", "valid", "test")}
@@ -265,7 +269,13 @@ def distill_run(
     net_teacher.load_state_dict(torch.load(teacher["checkpoint"]))
     net_teacher.to(pick_device(train_cfg.device))
     student = build_for_data("student", prepared_dir, student_kwargs)
-    loss = distillation_loss(net_teacher, temperature, hard_weight, positions=train_cfg.loss_positions)
+    cache, cache_seconds = None, 0.0
+    if top_k is not None:
+        started = time.perf_counter()
+        cache = build_teacher_cache(net_teacher, training_windows(splits["train"], train_cfg.max_len), top_k,
+                                    temperature, train_cfg.eval_batch_size, progress)
+        cache_seconds = time.perf_counter() - started
+    loss = distillation_loss(net_teacher, temperature, hard_weight, positions=train_cfg.loss_positions, cache=cache)
     result = fit(student, splits["train"], splits["valid"], train_cfg, seed, loss_fn=loss, progress=progress,
                  checkpoint=Path(run_dir) / CHECKPOINT, keep_checkpoint=True)
     info = {
@@ -275,6 +285,8 @@ def distill_run(
         "model_kwargs": student_kwargs,
         "temperature": temperature,
         "hard_weight": hard_weight,
+        "teacher_cache": None if cache is None else {"top_k": top_k, "prefixes": len(cache.keys),
+                                                     "seconds": round(cache_seconds, 1)},
         "teacher": {k: str(v) if isinstance(v, Path) else v for k, v in teacher.items()},
     }
     return student, result, _finish_run(student, result, splits["test"], train_cfg, seed, threads, run_dir,

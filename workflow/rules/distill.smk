@@ -17,6 +17,7 @@ rule distill:
         nb=lambda wildcards: nb_params(
             temperature=float(wildcards.temperature),
             hard_weight=config["distill"]["hard_weight"],
+            top_k=config["distill"]["top_k"],
             seed=int(wildcards.seed),
             prepared_dir=f"{OUT}/prepared",
             teacher_model=model_spec(TEACHER_MODEL).architecture,

@@ -1,0 +1,133 @@
+"""The teacher's top-K predictions per training prefix, computed once, for distillation at scale.
+
+On-the-fly distillation asks the teacher for a full-vocabulary distribution at every position
+of every batch, every epoch: at 40k items that is a second forward pass and a (positions x 40k)
+softmax per step, for targets that never change (the teacher is frozen). Instead, the teacher
+is run once over the training windows before the student trains, and each training prefix keeps
+its K largest logits with their items plus one number, the log of the remaining mass at the
+run's temperature. The student is then distilled towards that (K + 1)-way distribution: the K
+items, and "any other item" as one bucket (:func:`cached_kd_loss`). With K = all items this is
+exactly the full KL of :func:`recpress_utils.distill.kd_loss` (tested).
+
+A prefix is found by its content: a 64-bit rolling hash of its items, oldest first, in which
+left padding (item 0) leaves no trace. The teachers here place positions from a session's first
+item, so the same prefix gets the same prediction whatever the padding of its batch; the cache
+is therefore what the on-the-fly teacher would say, computed once per run instead of per epoch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from tqdm import tqdm
+
+from recpress_utils.sequences import Sessions, left_pad
+
+#: odd 64-bit multiplier of the rolling hash (from SplitMix64); arithmetic wraps modulo 2^64
+_MULTIPLIER = np.uint64(0x9E3779B97F4A7C15)
+
+
+def prefix_keys(inputs: Tensor) -> np.ndarray:
+    """``(B, L)`` left-padded items -> ``(B, L)`` uint64 keys, key[b, t] identifying the prefix
+    ``inputs[b, :t + 1]`` without its padding (``h = h * M + item``, from h = 0, so leading
+    zeros keep h = 0; item ids are >= 1, so prefixes of different lengths differ)."""
+    items = inputs.detach().cpu().numpy().astype(np.uint64)
+    keys = np.zeros(items.shape, dtype=np.uint64)
+    h = np.zeros(items.shape[0], dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for t in range(items.shape[1]):
+            h = h * _MULTIPLIER + items[:, t]
+            keys[:, t] = h
+    return keys
+
+
+@dataclass
+class TeacherCache:
+    """Top-K teacher predictions per distinct training prefix, rows sorted by ``keys``."""
+
+    keys: np.ndarray  # (N,) uint64, sorted, unique
+    items: Tensor  # (N, K) long: item ids (>= 1), largest logit first
+    logits: Tensor  # (N, K) float: the teacher's logits of those items
+    rest_lse: Tensor  # (N,) float: logsumexp of logits / T over every other item (-inf if none)
+    temperature: float
+
+    @property
+    def top_k(self) -> int:
+        return self.items.shape[1]
+
+    def lookup(self, keys: np.ndarray) -> tuple[Tensor, Tensor, Tensor]:
+        """(items, logits, rest_lse) of the prefixes ``keys``; a prefix never cached is an
+        error (it would be distilled towards another prefix's prediction)."""
+        rows = np.searchsorted(self.keys, keys)
+        rows = np.minimum(rows, len(self.keys) - 1)
+        if len(keys) and not np.array_equal(self.keys[rows], keys):
+            missing = int((self.keys[rows] != keys).sum())
+            raise KeyError(f"{missing} of {len(keys)} training prefixes are not in the teacher cache:"
+                           " it was built from other training windows")
+        index = torch.from_numpy(rows.astype(np.int64))
+        return self.items[index], self.logits[index], self.rest_lse[index]
+
+
+@torch.no_grad()
+def build_teacher_cache(teacher: nn.Module, windows: Sessions, top_k: int, temperature: float,
+                        batch_size: int = 256, progress: bool = True) -> TeacherCache:
+    """Run the frozen ``teacher`` once over the training ``windows`` (already cut to the
+    student's ``max_len``, as :func:`~recpress_utils.sequences.training_windows` does) and keep,
+    per distinct prefix with a target, its ``top_k`` items and logits and the rest's log-mass at
+    ``temperature``. Windows are visited by length, so each batch is padded little."""
+    if top_k < 1:
+        raise ValueError(f"top_k must be >= 1, got {top_k}")
+    if temperature <= 0:
+        raise ValueError(f"temperature must be > 0, got {temperature}")
+    teacher.eval()
+    device = next(teacher.parameters()).device
+    order = sorted(range(len(windows)), key=lambda i: len(windows.items[i]))
+    parts: dict[str, list] = {"keys": [], "items": [], "logits": [], "rest": []}
+    for start in tqdm(range(0, len(order), batch_size), desc="teacher cache", disable=not progress):
+        rows = [windows.items[i] for i in order[start:start + batch_size]]
+        inputs = left_pad([s[:-1] for s in rows])
+        mask = left_pad([s[1:] for s in rows], inputs.shape[1]) != 0
+        logits = teacher.head(teacher.hidden(inputs.to(device))[mask.to(device)])[:, 1:].float()
+        k = min(top_k, logits.shape[1])
+        top_logits, top_index = logits.topk(k, dim=1)
+        rest = (logits / temperature).scatter(1, top_index, float("-inf")).logsumexp(dim=1)
+        parts["keys"].append(prefix_keys(inputs)[mask.numpy()])
+        parts["items"].append(top_index.cpu() + 1)
+        parts["logits"].append(top_logits.cpu())
+        parts["rest"].append(rest.cpu())
+    keys = np.concatenate(parts["keys"]) if parts["keys"] else np.zeros(0, dtype=np.uint64)
+    keys, first = np.unique(keys, return_index=True)  # a prefix shared by sessions: one row
+    index = torch.from_numpy(first.astype(np.int64))
+    cat = (lambda name: torch.cat(parts[name])[index]) if parts["keys"] else (lambda name: torch.zeros(0))
+    return TeacherCache(keys, cat("items").long(), cat("logits"), cat("rest"), float(temperature))
+
+
+def cached_kd_loss(student_logits: Tensor, items: Tensor, teacher_logits: Tensor, rest_lse: Tensor,
+                   temperature: float) -> Tensor:
+    """``T^2 * KL(p || q)`` over K + 1 outcomes: the teacher's top-K items and "another item".
+
+    ``p`` is the teacher's softmax at T restricted to those outcomes (the bucket's log-mass is
+    ``rest_lse``); ``q`` is the student's full softmax at T, its bucket the mass of every item
+    outside the teacher's K. ``student_logits`` is ``(N, n_items)`` with column 0 the padding
+    item; ``items``, ``teacher_logits`` ``(N, K)``; ``rest_lse`` ``(N,)``. Averaged over rows.
+    """
+    if student_logits.shape[0] == 0:
+        return student_logits.sum()
+    log_q = F.log_softmax(student_logits[:, 1:] / temperature, dim=-1)
+    index = items - 1
+    log_q_top = log_q.gather(1, index)
+    # the top-K masked by the lowest finite value, not -inf: with K = all items the bucket is
+    # empty and a logsumexp over -inf alone would send NaN into the gradient
+    log_q_rest = log_q.scatter(1, index, torch.finfo(log_q.dtype).min).logsumexp(dim=1)
+    z = teacher_logits.to(log_q.dtype) / temperature
+    rest_lse = rest_lse.to(log_q.dtype)
+    log_norm = torch.logaddexp(z.logsumexp(dim=1), rest_lse)
+    log_p_top, log_p_rest = z - log_norm[:, None], rest_lse - log_norm
+    kl_top = (log_p_top.exp() * (log_p_top - log_q_top)).sum(dim=1)
+    p_rest = log_p_rest.exp()
+    kl_rest = torch.where(p_rest > 0, p_rest * (log_p_rest - log_q_rest), torch.zeros_like(p_rest))
+    return temperature ** 2 * (kl_top + kl_rest).mean()

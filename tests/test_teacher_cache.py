@@ -1,0 +1,98 @@
+"""The teacher's cached top-K (recpress_utils.teacher_cache): prefix keys, the (K + 1)-way KL
+against a hand computation, equality with on-the-fly distillation when K covers every item,
+and a loud error for a prefix the cache never saw."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from recpress_utils.distill import distillation_loss, kd_loss
+from recpress_utils.sequences import Sessions, left_pad, train_batches
+from recpress_utils.teacher_cache import build_teacher_cache, cached_kd_loss, prefix_keys
+from tests.test_distill import N_ITEMS, batch, logits, models
+
+
+def windows(seed: int = 0, n: int = 40) -> Sessions:
+    rng = np.random.default_rng(seed)
+    items = [rng.integers(1, N_ITEMS, size=int(rng.integers(2, 9))) for _ in range(n)]
+    return Sessions(items, [np.ones(len(s), dtype=np.int8) for s in items])
+
+
+def test_prefix_keys_ignore_padding_and_tell_prefixes_apart() -> None:
+    padded = left_pad([np.array([3, 5, 7]), np.array([3, 5, 7, 2])], 6)
+    keys = prefix_keys(padded)
+    assert keys[0, 2] == 0  # padding only
+    np.testing.assert_array_equal(keys[0, 3:], keys[1, 2:5])  # [3], [3, 5], [3, 5, 7] at other offsets
+    assert len(np.unique(keys[1, 2:])) == 4  # every longer prefix is a new key
+    assert prefix_keys(left_pad([np.array([5, 3])]))[0, -1] != keys[0, 4]  # order matters
+
+
+@pytest.mark.parametrize("temperature", (0.5, 2.0))
+def test_cached_loss_is_the_kl_of_the_bucketed_distributions(temperature: float) -> None:
+    v, z = logits(4, rows=3, n_items=9), logits(5, rows=3, n_items=9)
+    k = 3
+    top = z[:, 1:].topk(k, dim=1)
+    items = top.indices + 1
+    rest_lse = (z[:, 1:] / temperature).scatter(1, top.indices, float("-inf")).logsumexp(1)
+    value = cached_kd_loss(v, items, top.values, rest_lse, temperature)
+    # by hand: softmax over all items, then the items outside the teacher's top-K summed into one
+    p = torch.softmax(z[:, 1:] / temperature, -1)
+    q = torch.softmax(v[:, 1:] / temperature, -1)
+    p_top, q_top = p.gather(1, top.indices), q.gather(1, top.indices)
+    p_b = torch.cat([p_top, 1 - p_top.sum(1, keepdim=True)], 1)
+    q_b = torch.cat([q_top, 1 - q_top.sum(1, keepdim=True)], 1)
+    expected = temperature ** 2 * (p_b * (p_b.log() - q_b.log())).sum(1).mean()
+    torch.testing.assert_close(value, expected)
+    assert value.item() < kd_loss(v, z, temperature).item()  # merging outcomes never adds divergence
+
+
+def test_all_items_cached_is_exactly_the_full_kl_with_finite_gradients() -> None:
+    v, z = logits(6).requires_grad_(), logits(7)
+    top = z[:, 1:].topk(8, dim=1)
+    rest = torch.full((5,), float("-inf"), dtype=z.dtype)
+    value = cached_kd_loss(v, top.indices + 1, top.values, rest, 2.0)
+    torch.testing.assert_close(value, kd_loss(v, z, 2.0))
+    value.backward()
+    assert torch.isfinite(v.grad[:, 1:]).all()
+
+
+@pytest.mark.parametrize("positions", ("all", "last"))
+def test_distilling_from_a_full_cache_matches_the_teacher_on_the_fly(positions: str) -> None:
+    student, teacher = models(1)
+    train = windows(1)
+    cache = build_teacher_cache(teacher, train, top_k=N_ITEMS, temperature=2.0, batch_size=7, progress=False)
+    assert cache.top_k == N_ITEMS - 1  # capped at the catalogue
+    on_the_fly = distillation_loss(teacher, 2.0, positions=positions)
+    cached = distillation_loss(teacher, 2.0, positions=positions, cache=cache)
+    # batches padded differently from the cache's: the teacher counts positions from the first item
+    for inputs, targets in train_batches(train, 9, torch.Generator().manual_seed(0)):
+        torch.testing.assert_close(cached(student, inputs, targets), on_the_fly(student, inputs, targets),
+                                   rtol=1e-4, atol=1e-5)
+
+
+def test_a_small_cache_keeps_the_teachers_largest_logits() -> None:
+    _, teacher = models(2)
+    train = windows(2, n=5)
+    cache = build_teacher_cache(teacher, train, top_k=4, temperature=1.0, progress=False)
+    inputs = left_pad([train.items[0][:-1]])
+    with torch.no_grad():
+        full = teacher(inputs)[0, -1]
+    items, values, rest = cache.lookup(prefix_keys(inputs)[:, -1])
+    torch.testing.assert_close(values[0], full[1:].topk(4).values, rtol=1e-5, atol=1e-5)
+    assert set(items[0].tolist()) == set((full[1:].topk(4).indices + 1).tolist())
+    others = full[1:].clone()
+    others[items[0] - 1] = float("-inf")
+    torch.testing.assert_close(rest[0], others.logsumexp(0), rtol=1e-5, atol=1e-5)
+
+
+def test_a_prefix_outside_the_cache_is_an_error() -> None:
+    student, teacher = models(3)
+    cache = build_teacher_cache(teacher, windows(3), top_k=5, temperature=1.0, progress=False)
+    loss = distillation_loss(teacher, 1.0, cache=cache)
+    inputs, targets = batch(99)
+    with pytest.raises(KeyError, match="not in the teacher cache"):
+        loss(student, inputs, targets)
+    with pytest.raises(ValueError, match="built at T = 1"):
+        distillation_loss(teacher, 2.0, cache=cache)
