@@ -17,6 +17,7 @@ import glob
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+from recpress_utils.names import BASELINE, student_name
 from recpress_utils.paths import REPO_ROOT, repo_path
 
 #: The Snakefile's ``configfile`` and the schema it validates against (repository-relative).
@@ -72,7 +73,7 @@ def published_profile(cfg: Mapping[str, Any]) -> str | None:
     """The committed profile ``cfg`` is the effective config of (``CONFIG_FILE`` for the default),
     compared by hash; None for any other run, whose report stays under ``results/`` so that a
     one-seed experiment never overwrites what ``reports/`` states."""
-    from recpress_utils.digest import config_hash
+    from recpress_utils.report.digest import config_hash
 
     target = config_hash(cfg)
     for profile in (None, *PUBLISHED_PROFILES):
@@ -139,7 +140,7 @@ def benchmark_runs(cfg: Mapping[str, Any]) -> tuple[dict[str, str], dict[str, st
     out, seed0 = results_folder(cfg), cfg["seeds"][0]
     temperature = cfg["benchmark"]["student_temperature"]
     teacher, _, teacher_name = teacher_run(cfg)
-    names = {"baseline": "Baseline", "teacher": teacher_name, "student": f"Student (T = {temperature:g})"}
+    names = {"baseline": BASELINE, "teacher": teacher_name, "student": student_name(temperature)}
     runs = {
         names["baseline"]: f"{out}/runs/baseline_s{seed0}",
         names["teacher"]: f"{out}/runs/{teacher}_s{seed0}",

@@ -21,22 +21,10 @@ from recpress_utils.distill import distillation_loss
 from recpress_utils.io import atomic_path, read_json, write_json
 from recpress_utils.losses import LOSSES, build_loss, check_loss
 from recpress_utils.models import MODELS, build_model, uses_kg
+from recpress_utils.names import PAPER_NAMES, PEER_NAMES, student_name
 from recpress_utils.sequences import Sessions, load_sessions, n_items, training_windows
 from recpress_utils.teacher_cache import build_teacher_cache
 from recpress_utils.train import FitResult, LossFn, TrainConfig, count_parameters, evaluate, fit, pick_device, set_determinism
-
-#: Display names of the paper's four models.
-PAPER_NAMES = {
-    ("baseline", False): "Baseline",
-    ("baseline", True): "Baseline + Node2Vec",
-    ("mixed_attention", False): "Mixed Attention",
-    ("mixed_attention", True): "Mixed Attention + Node2Vec",
-    ("student", False): "Student (hard labels, no teacher)",
-}
-#: Display names of the peers' architectures (beyond the paper).
-PEER_NAMES = {"popularity": "Popularity", "gru4rec": "GRU4Rec", "sasrec": "SASRec",
-              "bert4rec": "BERT4Rec", "vsknn": "V-SkNN", "stan": "STAN"}
-
 
 @dataclass(frozen=True)
 class ModelSpec:
@@ -280,7 +268,7 @@ def distill_run(
                  checkpoint=Path(run_dir) / CHECKPOINT, keep_checkpoint=True)
     info = {
         "model": "student",
-        "display_name": f"Student (T = {temperature:g})",
+        "display_name": student_name(temperature),
         "node2vec": False,
         "model_kwargs": student_kwargs,
         "temperature": temperature,

@@ -6,7 +6,6 @@ import json
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -112,7 +111,7 @@ def test_a_peers_only_profile_reports_its_peers_beside_the_published_numbers(tin
     import papermill
 
     from recpress_utils.config import load_config, report_notebook
-    from recpress_utils.digest import build_digest
+    from recpress_utils.report.digest import build_digest
 
     results = tmp_path / "ml"
     for peer in PEERS:

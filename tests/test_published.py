@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from recpress_utils import published
+from recpress_utils.report import published
 
 
 def _runs(group: str, name: str, **metrics: list[float]) -> pd.DataFrame:

@@ -6,7 +6,7 @@ committed one in ``reports/synthetic/`` untouched. nbval then re-executes the co
 against the committed digest (exact), and this module compares the two digests: the same runs, and
 every model's mean over seeds of every test metric within ``TOLERANCE`` (absolute), since another
 CPU, BLAS or thread count changes the last bits of a reduction and, over epochs of training, a
-single run's last printed digits (see ``recpress_utils.digest.compare_digests``).
+single run's last printed digits (see ``recpress_utils.report.digest.compare_digests``).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from recpress_utils.digest import TOLERANCE, compare_digests
+from recpress_utils.report.digest import TOLERANCE, compare_digests
 from recpress_utils.paths import REPO_ROOT
 
 #: The fresh run's digest: the default pipeline's, or another run's given by RECPRESS_FRESH_DIGEST

@@ -55,11 +55,11 @@ def test_every_claim_evidence_is_on_the_page_in_full(rendered_dom):
     """The claims table shows each verdict's whole evidence (it was once cut at 50 characters)."""
     import html
 
-    from recpress_utils import reporting
-    from recpress_utils.digest import load_digest
+    from recpress_utils.report import claims
+    from recpress_utils.report.digest import load_digest
 
     text = html.unescape(re.sub(r"<[^>]+>", "", rendered_dom))
-    claims = reporting.claims_table(load_digest(REPO_ROOT / "reports" / "synthetic"))
+    claims = claims.claims_table(load_digest(REPO_ROOT / "reports" / "synthetic"))
     for claim, row in claims.iterrows():
         assert row["evidence"] in text, f"{claim}: evidence not shown in full"
         assert row["verdict"] in text, claim

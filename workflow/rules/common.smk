@@ -6,7 +6,7 @@ import sys
 
 from recpress_utils import config as settings
 from recpress_utils.data.presplit import SRGNN_DATASETS
-from recpress_utils.digest import digest_files
+from recpress_utils.report.digest import digest_files
 from recpress_utils.models import uses_kg
 
 PY = sys.executable  # the interpreter running Snakemake: works without an activated venv
@@ -81,7 +81,7 @@ RELATEDNESS_RUNS = PAPER_RUNS + [
 ALL_RUNS = PAPER_RUNS + PEER_RUNS + STUDENT_RUNS
 
 
-#: What a dataset's digest holds (recpress_utils.digest); latency and relatedness only with `paper`.
+#: What a dataset's digest holds (recpress_utils.report.digest); latency and relatedness only with `paper`.
 DIGEST_FILES = digest_files(PAPER)
 
 

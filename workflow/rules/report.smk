@@ -44,7 +44,7 @@ rule digest:
     conda:
         "../../environment.yml"
     shell:
-        "{params.py} -m recpress_utils.digest --results {params.results} --out {params.out}"
+        "{params.py} -m recpress_utils.report.digest --results {params.results} --out {params.out}"
         " --config {params.config:q} 2> {log}"
 
 

@@ -16,7 +16,7 @@ from typing import Any, Iterator, Mapping
 import pandas as pd
 
 from recpress_utils.paper import peer_numbers
-from recpress_utils.reporting import mean_ci
+from recpress_utils.report.results import mean_ci
 
 #: The two metrics each protocol's published tables report (what the report leads with).
 HEADLINE: dict[str, tuple[str, str]] = {"srgnn": ("HR@20", "MRR@20"), "leave_one_out": ("HR@10", "NDCG@10")}
@@ -183,7 +183,7 @@ README_FOLDERS = ("reports/yoochoose1_64", "reports/yoochoose1_64-losses", "repo
 def _committed_digests(folders: tuple[str, ...]) -> Iterator[tuple[str, Any]]:
     """``(folder, digest)`` of every folder whose digest is committed, in order (folders not
     committed yet are left out)."""
-    from recpress_utils.digest import load_digest
+    from recpress_utils.report.digest import load_digest
     from recpress_utils.paths import repo_path
 
     for folder in folders:
@@ -194,7 +194,7 @@ def _committed_digests(folders: tuple[str, ...]) -> Iterator[tuple[str, Any]]:
 def readme_table(folders: tuple[str, ...] = README_FOLDERS) -> str:
     """The README's table of real-data results, in Markdown, from the committed digests (so the
     README can never drift from them: ``tests/test_published.py`` compares the two, and
-    ``python -m recpress_utils.published`` rewrites it). Folders not committed yet are left out."""
+    ``python -m recpress_utils.report.published`` rewrites it). Folders not committed yet are left out."""
     lines = ["| profile | protocol | model | seeds | ours | published | source | job time (min) |",
              "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for folder, digest in _committed_digests(folders):

@@ -12,9 +12,10 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from recpress_utils import reporting
+from recpress_utils.report import claims, figures, provenance, results, tables
 from recpress_utils.paths import REPO_ROOT
-from recpress_utils.reporting import METRICS, PAPER_GROUPS
+from recpress_utils.names import PAPER_GROUPS
+from recpress_utils.report.results import METRICS
 
 SEEDS = (42, 43, 44)
 
@@ -83,28 +84,28 @@ BASE = [0.30, 0.32, 0.31]
 def test_mean_ci_is_the_student_t_interval():
     x = [0.1, 0.2, 0.4]
     half = stats.t.ppf(0.975, 2) * np.std(x, ddof=1) / math.sqrt(3)
-    mean, low, high = reporting.mean_ci(x)
+    mean, low, high = results.mean_ci(x)
     assert mean == pytest.approx(np.mean(x))
     assert (low, high) == pytest.approx((np.mean(x) - half, np.mean(x) + half))
     half90 = stats.t.ppf(0.95, 2) * np.std(x, ddof=1) / math.sqrt(3)
-    assert reporting.mean_ci(x, 0.90)[2] == pytest.approx(np.mean(x) + half90)
+    assert results.mean_ci(x, 0.90)[2] == pytest.approx(np.mean(x) + half90)
 
 
 def test_mean_ci_one_value_is_degenerate_and_nan_dropped():
-    assert reporting.mean_ci([0.25]) == (0.25, 0.25, 0.25)
-    assert reporting.mean_ci([0.25, float("nan")]) == (0.25, 0.25, 0.25)
-    assert all(math.isnan(v) for v in reporting.mean_ci([]))
+    assert results.mean_ci([0.25]) == (0.25, 0.25, 0.25)
+    assert results.mean_ci([0.25, float("nan")]) == (0.25, 0.25, 0.25)
+    assert all(math.isnan(v) for v in results.mean_ci([]))
 
 
 def test_aggregate_and_format(tmp_path):
     write_groups(tmp_path, {"baseline": [level(0.1), level(0.2), level(0.4)]})
     write_run(tmp_path, "mixed_attention", 42, level(0.5))
-    agg = reporting.aggregate(reporting.load_runs(tmp_path), ["NDCG@10", "MAP@10"])
-    mean, low, high = reporting.mean_ci([0.1, 0.2, 0.4])
+    agg = results.aggregate(results.load_runs(tmp_path), ["NDCG@10", "MAP@10"])
+    mean, low, high = results.mean_ci([0.1, 0.2, 0.4])
     assert agg.loc["baseline", ("NDCG@10", "mean")] == pytest.approx(mean)
     assert agg.loc["baseline", ("MAP@10", "low")] == pytest.approx(low)
     assert agg.loc["baseline", ("MAP@10", "n")] == 3 and agg.loc["mixed_attention", ("MAP@10", "n")] == 1
-    text = reporting.format_mean_ci(agg, digits=3)
+    text = results.format_mean_ci(agg, digits=3)
     assert text.loc["baseline", "NDCG@10"] == f"{mean:.3f} ± {(high - low) / 2:.3f}"
     assert text.loc["mixed_attention", "NDCG@10"] == "0.500"  # one seed: no "± 0"
     assert text["n"].tolist() == ["3", "1"]
@@ -114,8 +115,8 @@ def test_aggregate_and_format(tmp_path):
 def test_load_runs_columns(tmp_path):
     write_run(tmp_path, "baseline", 42, level(0.3))
     write_run(tmp_path, "student-T0.5", 43, level(0.2))
-    runs = reporting.load_runs(tmp_path / "runs").set_index("run")
-    assert reporting.load_runs(tmp_path).shape == runs.reset_index().shape  # dataset folder works too
+    runs = results.load_runs(tmp_path / "runs").set_index("run")
+    assert results.load_runs(tmp_path).shape == runs.reset_index().shape  # dataset folder works too
     assert runs.loc["student-T0.5_s43", "group"] == "student-T0.5"
     assert runs.loc["student-T0.5_s43", "temperature"] == 0.5 and math.isnan(runs.loc["baseline_s42", "temperature"])
     assert runs.loc["baseline_s42", "rest:NDCG@10"] == pytest.approx(0.15)
@@ -126,24 +127,24 @@ def test_load_runs_columns(tmp_path):
 
 def test_load_runs_without_runs_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="no run found"):
-        reporting.load_runs(tmp_path)
+        results.load_runs(tmp_path)
 
 
 def test_load_runs_on_the_real_results():
     real = REPO_ROOT / "results" / "synthetic" / "runs"
     if not (real.parent / "report" / "report.ipynb").exists():
         pytest.skip("the default pipeline has not completed here")
-    runs = reporting.load_runs(real)
+    runs = results.load_runs(real)
     assert {"baseline", "baseline-n2v", "mixed_attention", "mixed_attention-n2v", "student", "student-T0.5",
             "student-T1", "student-T2", "student-T5"} <= set(runs["group"])
 
 
 def test_paper_table_tables_2_3(tmp_path):
     write_groups(tmp_path, {"baseline": [level(0.30), level(0.32), level(0.34)]})
-    table = reporting.paper_table(reporting.load_runs(tmp_path), "tables_2_3", digits=4)
+    table = tables.paper_table(results.load_runs(tmp_path), "tables_2_3", digits=4)
     assert list(table.index) == list(PAPER_GROUPS.values())
     row = table.loc["Baseline"]
-    mean, low, high = reporting.mean_ci([0.30, 0.32, 0.34])
+    mean, low, high = results.mean_ci([0.30, 0.32, 0.34])
     assert row[("MAP@10", "paper")] == 0.2766
     assert row[("MAP@10", "ours")] == round(mean, 4) == 0.32
     assert (row[("MAP@10", "CI low")], row[("MAP@10", "CI high")]) == (round(low, 4), round(high, 4))
@@ -158,13 +159,13 @@ def test_paper_table_tables_2_3(tmp_path):
 
 def test_paper_table_tables_4_5_with_a_row_beyond_the_paper(tmp_path):
     write_groups(tmp_path, {"student-T1": [level(0.33333333)] * 2, "student": [level(0.2)] * 2})
-    table = reporting.paper_table(reporting.load_runs(tmp_path), "tables_4_5", digits=3)
+    table = tables.paper_table(results.load_runs(tmp_path), "tables_4_5", digits=3)
     assert list(table.index) == ["0.5", "1", "2", "5", "Student (hard labels)"]
     assert table.loc["1", ("MAP@10", "paper")] == 0.325 and table.loc["1", ("NDCG@10", "ours")] == 0.333
     extra = table.loc["Student (hard labels)"]
     assert extra[("note", "")] == "beyond the paper" and math.isnan(extra[("MAP@10", "paper")])
     assert extra[("MAP@10", "ours")] == 0.2
-    rest = reporting.paper_table(reporting.load_runs(tmp_path), "tables_4_5", digits=3, target="rest")
+    rest = tables.paper_table(results.load_runs(tmp_path), "tables_4_5", digits=3, target="rest")
     assert rest.loc["1", ("NDCG@10", "ours")] == 0.167
 
 
@@ -173,7 +174,7 @@ def test_curves_average_over_the_seeds_that_reached_an_epoch():
     rows = [("baseline", 42, e, v) for e, v in enumerate([0.1, 0.2, 0.3], 1)]
     rows += [("baseline", 43, e, v) for e, v in enumerate([0.3, 0.4], 1)] + [("mixed_attention", 42, 1, 0.5)]
     table = pd.DataFrame(rows, columns=["group", "seed", "epoch", "NDCG@10"])
-    out = reporting.curves(table, ["baseline", "mixed_attention"], "NDCG@10")
+    out = figures.curves(table, ["baseline", "mixed_attention"], "NDCG@10")
     assert out["baseline"].tolist() == pytest.approx([0.2, 0.3, 0.3])
     assert out.attrs["n"]["baseline"].tolist() == [2, 2, 1]
     assert out.attrs["n"]["mixed_attention"].tolist() == [1, 0, 0]
@@ -189,34 +190,34 @@ def four_models(ma: list[dict], base: list[dict] | None = None, ma_n2v: list[dic
 
 
 def runs_of(tmp_path: Path, groups: dict[str, list[dict]]):
-    return reporting.load_runs(write_groups(tmp_path, groups))
+    return results.load_runs(write_groups(tmp_path, groups))
 
 
 def test_c1_reproduced(tmp_path):
     ma = shifted(BASE, [0.05, 0.06, 0.055])
-    result = reporting.claim_c1(runs_of(tmp_path, four_models(ma)))
+    result = claims.claim_c1(runs_of(tmp_path, four_models(ma)))
     assert result["verdict"] == "reproduced" and "12/12" in result["evidence"]
 
 
 def test_c1_not_reproduced_when_the_baseline_wins_one_metric(tmp_path):
     ma = shifted(BASE, [0.05, 0.06, 0.055], NDCG_1=[-0.03, -0.035, -0.032])
-    result = reporting.claim_c1(runs_of(tmp_path, four_models(ma)))
+    result = claims.claim_c1(runs_of(tmp_path, four_models(ma)))
     assert result["verdict"] == "not reproduced" and "NDCG@1" in result["evidence"]
 
 
 def test_c1_inconclusive_when_noisy(tmp_path):
     ma = shifted(BASE, [0.02, -0.01, 0.015])
-    assert reporting.claim_c1(runs_of(tmp_path, four_models(ma)))["verdict"] == "inconclusive"
+    assert claims.claim_c1(runs_of(tmp_path, four_models(ma)))["verdict"] == "inconclusive"
 
 
 def test_c1_one_seed_is_inconclusive(tmp_path):
     groups = {g: v[:1] for g, v in four_models(shifted(BASE, [0.05, 0.06, 0.055])).items()}
-    result = reporting.claim_c1(runs_of(tmp_path, groups))
+    result = claims.claim_c1(runs_of(tmp_path, groups))
     assert result["verdict"] == "inconclusive" and "one seed" in result["evidence"]
 
 
 def test_c1_missing_model_is_inconclusive(tmp_path):
-    result = reporting.claim_c1(runs_of(tmp_path, {"baseline": shifted(BASE, [0, 0, 0])}))
+    result = claims.claim_c1(runs_of(tmp_path, {"baseline": shifted(BASE, [0, 0, 0])}))
     assert result["verdict"] == "inconclusive" and "no runs of" in result["evidence"]
 
 
@@ -229,12 +230,12 @@ def test_c1_missing_model_is_inconclusive(tmp_path):
 def test_c2_verdicts(tmp_path, kg_delta, lstm_delta, verdict):
     ma, base = shifted(BASE, [0.05, 0.05, 0.05]), shifted(BASE, [0, 0, 0])
     groups = four_models(ma, base, shifted(BASE, [0.05 + d for d in kg_delta]), shifted(BASE, lstm_delta))
-    assert reporting.claim_c2(runs_of(tmp_path, groups))["verdict"] == verdict
+    assert claims.claim_c2(runs_of(tmp_path, groups))["verdict"] == verdict
 
 
 def test_c2_one_seed_is_inconclusive(tmp_path):
     groups = {g: v[:1] for g, v in four_models(shifted(BASE, [0.05] * 3)).items()}
-    result = reporting.claim_c2(runs_of(tmp_path, groups))
+    result = claims.claim_c2(runs_of(tmp_path, groups))
     assert result["verdict"] == "inconclusive" and "one seed" in result["evidence"]
 
 
@@ -251,13 +252,13 @@ def students(t05: float, t1: float, t2: list[float], t5: float) -> dict[str, lis
     (students(0.38, 0.40, [0.39, 0.405, 0.38], 0.15), "inconclusive", "best T = 1"),     # T=2 within noise
 ])
 def test_c3_verdicts(tmp_path, spec, verdict, best):
-    result = reporting.claim_c3(runs_of(tmp_path, spec))
+    result = claims.claim_c3(runs_of(tmp_path, spec))
     assert result["verdict"] == verdict and best in result["evidence"]
 
 
 def test_c3_one_seed_is_inconclusive(tmp_path):
     spec = {g: v[:1] for g, v in students(0.38, 0.40, [0.2] * 3, 0.15).items()}
-    result = reporting.claim_c3(runs_of(tmp_path, spec))
+    result = claims.claim_c3(runs_of(tmp_path, spec))
     assert result["verdict"] == "inconclusive" and "one seed" in result["evidence"] and "best T = 1" in result["evidence"]
 
 
@@ -270,12 +271,12 @@ def test_c4_verdicts(tmp_path, student_map, verdict):
     teacher = [level(0.4)] * 3
     spec = {"mixed_attention-n2v": teacher, "student-T1": [level(v) for v in student_map],
             "student-T2": [level(0.2)] * 3}
-    result = reporting.claim_c4(runs_of(tmp_path, spec))
+    result = claims.claim_c4(runs_of(tmp_path, spec))
     assert result["verdict"] == verdict and "T = 1" in result["evidence"]
 
 
 def test_c4_one_seed_is_inconclusive(tmp_path):
-    result = reporting.claim_c4(runs_of(tmp_path, {"mixed_attention-n2v": [level(0.4)], "student-T1": [level(0.39)]}))
+    result = claims.claim_c4(runs_of(tmp_path, {"mixed_attention-n2v": [level(0.4)], "student-T1": [level(0.39)]}))
     assert result["verdict"] == "inconclusive" and "one seed" in result["evidence"] and "97.5%" in result["evidence"]
 
 
@@ -293,7 +294,7 @@ def latency(student: tuple, baseline: tuple, teacher: tuple, traversal: tuple = 
     (latency((0.1, 0.05, 1.5), (1.0, 0.9, 1.1), (2.7, 2.5, 2.9)), "inconclusive"),       # intervals overlap
 ])
 def test_c5_verdicts(bench, verdict):
-    result = reporting.claim_c5(bench)
+    result = claims.claim_c5(bench)
     assert result["verdict"] == verdict
     assert "teacher with tables" in result["evidence"] and "graph traversal" in result["evidence"]
 
@@ -312,13 +313,13 @@ def with_scaling(bench: dict, per_size: dict[int, tuple[float, float, float]]) -
 ])
 def test_c5_is_judged_at_the_paper_scale_catalogue(per_size, verdict):
     bench = with_scaling(latency((0.1, 0.09, 0.11), (1.0, 0.9, 1.1), (2.7, 2.5, 2.9)), per_size)
-    result = reporting.claim_c5(bench)
+    result = claims.claim_c5(bench)
     assert result["verdict"] == verdict
     assert "150,000 items" in result["evidence"] and "1,618 items" in result["evidence"]
 
 
 def test_c5_without_benchmark_is_inconclusive():
-    assert reporting.claim_c5(None)["verdict"] == "inconclusive"
+    assert claims.claim_c5(None)["verdict"] == "inconclusive"
 
 
 def relatedness(ma: list[float], ma_n2v: list[float], baseline: list[float] | None = None,
@@ -343,36 +344,36 @@ def relatedness(ma: list[float], ma_n2v: list[float], baseline: list[float] | No
     (relatedness([0.6], [0.7], [0.3], [0.3]), "inconclusive"),
 ])
 def test_c6_verdicts(rel, verdict):
-    result = reporting.claim_c6(rel)
+    result = claims.claim_c6(rel)
     assert result["verdict"] == verdict and "Baseline" in result["evidence"]
 
 
 def test_c6_cannot_pass_on_chance_levels_alone():
     """The old check (beats random and popular items) passed any co-view model: not any more."""
     rel = relatedness([0.6, 0.62, 0.58], [0.7, 0.68, 0.72], baseline=[0.7, 0.72, 0.71], sasrec=[0.7] * 3)
-    assert reporting.claim_c6(rel)["verdict"] == "not reproduced"
+    assert claims.claim_c6(rel)["verdict"] == "not reproduced"
 
 
 def test_c6_without_relatedness_data_is_inconclusive():
-    result = reporting.claim_c6(None)
+    result = claims.claim_c6(None)
     assert result["verdict"] == "inconclusive" and "no relatedness data" in result["evidence"]
 
 
 def _digest(runs, latency=None, relatedness=None, teacher="mixed_attention-n2v"):
     import pandas as pd
-    from recpress_utils.digest import Digest
+    from recpress_utils.report.digest import Digest
     return Digest(runs=runs, curves=pd.DataFrame(), latency=latency, relatedness=relatedness, data={},
                   stages=pd.DataFrame(), provenance={"config": {"distill": {"teacher": teacher}}})
 
 
 def test_claims_table_reads_the_digest(tmp_path):
     runs = runs_of(tmp_path, four_models(shifted(BASE, [0.05, 0.06, 0.055])))
-    table = reporting.claims_table(_digest(runs))
+    table = claims.claims_table(_digest(runs))
     assert list(table.index) == ["C1", "C2", "C3", "C4", "C5", "C6"]
     assert table.loc["C1", "verdict"] == "reproduced"
     assert set(table.columns) == {"statement", "verdict", "evidence"}
     assert table.loc["C6", "verdict"] == "inconclusive"
-    table = reporting.claims_table(_digest(runs, latency((0.1, 0.09, 0.11), (1.0, 0.9, 1.1), (2.7, 2.5, 2.9)),
+    table = claims.claims_table(_digest(runs, latency((0.1, 0.09, 0.11), (1.0, 0.9, 1.1), (2.7, 2.5, 2.9)),
                                            relatedness([0.6, 0.62, 0.58], [0.7, 0.68, 0.72])))
     assert table.loc["C5", "verdict"] == "reproduced" and table.loc["C6", "verdict"] == "reproduced"
 
@@ -381,8 +382,8 @@ def test_claim_c4_follows_the_configured_teacher(tmp_path):
     groups = {"sasrec": shifted(BASE, [0.0, 0.0, 0.0]), "student-T1": shifted(BASE, [0.0, 0.0, 0.0]),
               "mixed_attention-n2v": shifted(BASE, [0.3, 0.3, 0.3])}
     runs = runs_of(tmp_path, groups)
-    assert reporting.claims_table(_digest(runs, teacher="sasrec")).loc["C4", "verdict"] == "reproduced"
-    assert reporting.claims_table(_digest(runs)).loc["C4", "verdict"] == "not reproduced"
+    assert claims.claims_table(_digest(runs, teacher="sasrec")).loc["C4", "verdict"] == "reproduced"
+    assert claims.claims_table(_digest(runs)).loc["C4", "verdict"] == "not reproduced"
 
 
 # --------------------------------------------------------------------------- provenance
@@ -399,8 +400,8 @@ def test_provenance(tmp_path, monkeypatch):
         assert cmd == ["git", "rev-parse", "HEAD"]
         return subprocess.CompletedProcess(cmd, 0, stdout="abc123\n", stderr="")
 
-    monkeypatch.setattr(reporting.subprocess, "run", fake_run)
-    prov = reporting.provenance(tmp_path / "config.yaml", tmp_path)
+    monkeypatch.setattr(provenance.subprocess, "run", fake_run)
+    prov = provenance.provenance(tmp_path / "config.yaml", tmp_path)
     assert prov["git_commit"] == "abc123" and prov["seeds"] == [42, 44]
     assert prov["config"] == {"seeds": [42, 44]} and prov["cpu_count"] >= 1
     assert set(prov["packages"]) == {"torch", "numpy", "pandas", "snakemake", "pecanpy", "papermill"}
@@ -410,19 +411,19 @@ def test_provenance(tmp_path, monkeypatch):
             return real_run(cmd, **kwargs)
         raise FileNotFoundError("git")
 
-    monkeypatch.setattr(reporting.subprocess, "run", no_git)
-    prov = reporting.provenance({"dataset": "synthetic"}, tmp_path / "empty")
+    monkeypatch.setattr(provenance.subprocess, "run", no_git)
+    prov = provenance.provenance({"dataset": "synthetic"}, tmp_path / "empty")
     assert prov["git_commit"] == "unknown" and prov["seeds"] == [] and prov["config"] == {"dataset": "synthetic"}
 
 
 # --------------------------------------------------------------------------- peers
 def test_peers_join_tables_2_3_beyond_the_paper_simple_to_strong(tmp_path):
     groups = {g: [level(0.3)] * 3 for g in ("baseline", "bert4rec", "sasrec_bce", "sasrec", "popularity", "gru4rec")}
-    table = reporting.paper_table(runs_of(tmp_path, groups), "tables_2_3")
+    table = tables.paper_table(runs_of(tmp_path, groups), "tables_2_3")
     peers = list(table.index[4:])
     assert peers == ["Popularity (training counts)", "GRU4Rec (full CE)", "SASRec (full CE)",
                      "SASRec (BCE, 1 negative)", "BERT4Rec (masked items)"]
-    assert (table.loc[peers, ("note", "")] == reporting.BEYOND).all()
+    assert (table.loc[peers, ("note", "")] == tables.BEYOND).all()
     assert table.loc[peers, ("n", "")].tolist() == [3] * 5
     assert table.loc["Baseline", ("note", "")] == ""
 
@@ -430,11 +431,11 @@ def test_peers_join_tables_2_3_beyond_the_paper_simple_to_strong(tmp_path):
 def test_leaderboard_sorts_by_the_first_metric_and_marks_the_paper_models(tmp_path):
     runs = runs_of(tmp_path, {"baseline": [level(0.30)] * 3, "sasrec": [level(0.35), level(0.36), level(0.37)],
                               "student-T1": [level(0.25)] * 3, "popularity": [level(0.05)] * 2})
-    board = reporting.leaderboard(runs)
+    board = tables.leaderboard(runs)
     assert list(board.index) == ["SASRec (full CE)", "Baseline", "Student (T = 1)", "Popularity (training counts)"]
     assert board.loc["SASRec (full CE)", "NDCG@10"] == pytest.approx(0.36)
     assert board.loc["SASRec (full CE)", "HR@10 CI low"] < 0.36 < board.loc["SASRec (full CE)", "HR@10 CI high"]
-    assert board["note"].tolist() == [reporting.BEYOND, "paper", "paper", reporting.BEYOND]
+    assert board["note"].tolist() == [tables.BEYOND, "paper", "paper", tables.BEYOND]
     assert board.loc["Popularity (training counts)", "n"] == 2
 
 
@@ -445,18 +446,18 @@ def test_leaderboard_sorts_by_the_first_metric_and_marks_the_paper_models(tmp_pa
 ])
 def test_sanity_bar_sasrec_beats_popularity_by_a_wide_margin(tmp_path, sasrec, status):
     runs = runs_of(tmp_path, {"popularity": [level(0.05)] * 3, "sasrec": [level(v) for v in sasrec]})
-    bars = reporting.sanity_bars(runs, "synthetic")
+    bars = tables.sanity_bars(runs, "synthetic")
     assert len(bars) == 1 and bars.loc[0, "status"] == status
     assert bars.loc[0, "source"] == "paired by seed, 3 seeds"
 
 
 def test_sanity_bar_against_published_numbers(tmp_path):
     runs = runs_of(tmp_path, {"popularity": [level(0.02)] * 3, "sasrec": [level(0.07, HR_10=0.12)] * 3})
-    bars = reporting.sanity_bars(runs, "ml-100k").set_index("check")
+    bars = tables.sanity_bars(runs, "ml-100k").set_index("check")
     published = [c for c in bars.index if "published" in c]
     assert len(published) == 2 and (bars.loc[published, "status"] == "pass").all()
     assert all("UniRec" in bars.loc[c, "source"] for c in published)
-    far = reporting.sanity_bars(runs_of(tmp_path / "far", {"sasrec": [level(0.5)] * 3}), "ml-100k")
+    far = tables.sanity_bars(runs_of(tmp_path / "far", {"sasrec": [level(0.5)] * 3}), "ml-100k")
     assert (far["status"] == "fail").all() and len(far) == 2
 
 
@@ -466,15 +467,15 @@ def test_latency_beside_paper_marks_the_peers():
         row.update(single={"median": 1.0}, x_floor=2.0, parameters=10, bytes=1000)
     bench["models"]["SASRec (full CE)"] = bench["models"]["Baseline"]
     bench["floor"] = {"product_topk": {"median": 0.05, "iqr": 0.0}}
-    table = reporting.latency_beside_paper(bench)
+    table = tables.latency_beside_paper(bench)
     assert table.loc["Baseline", "paper s/1000"] == 1.01 and table.loc["Student (T = 1)", "paper s/1000"] == 0.189
-    assert table.loc["SASRec (full CE)", "note"] == reporting.BEYOND and math.isnan(table.loc["SASRec (full CE)", "paper s/1000"])
+    assert table.loc["SASRec (full CE)", "note"] == tables.BEYOND and math.isnan(table.loc["SASRec (full CE)", "paper s/1000"])
     assert (table.drop(index="SASRec (full CE)")["note"] == "").all()
 
 
 def test_a_cheaper_loss_is_judged_against_full_softmax_on_the_same_seeds():
     """Within 2 % (relative MRR@20) it may replace full softmax; 5 % below it may not."""
-    from recpress_utils.reporting import loss_comparison
+    from recpress_utils.report.tables import loss_comparison
 
     rows = []
     for group, loss, name, mrr, seconds in (("sasrec_full", "cross_entropy", "SASRec (full CE)", 0.300, 150.0),

@@ -35,6 +35,8 @@ import pandas as pd
 
 from recpress_utils.io import atomic_path, read_json, write_json
 from recpress_utils.paths import repo_path
+from recpress_utils.report.provenance import provenance
+from recpress_utils.report.results import load_runs
 
 #: Absolute tolerance of a regenerated metric against the committed digest (fractions, so
 #: 0.005 = half a point of NDCG@10), on a model's mean over seeds: above the thread-count noise
@@ -55,7 +57,7 @@ def digest_files(paper: bool) -> list[str]:
 
 @dataclass
 class Digest:
-    """One dataset's digest, loaded. ``runs`` has the columns :func:`recpress_utils.reporting`
+    """One dataset's digest, loaded. ``runs`` has the columns :func:`recpress_utils.report.results.load_runs`
     expects (``group`` = the run group, ``model`` = the architecture)."""
 
     runs: pd.DataFrame
@@ -74,7 +76,6 @@ class Digest:
 
 def _runs_table(results: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     """``digest.csv`` rows and ``curves.csv`` rows from every ``runs/<run>/metrics.json``."""
-    from recpress_utils.reporting import load_runs  # reporting reads digests: avoid the cycle
 
     runs = load_runs(results)
     rows, points = [], []
@@ -118,8 +119,6 @@ def _data_stats(results: Path) -> dict[str, Any]:
 
 def build_digest(results_dir: str | Path, out_dir: str | Path, config: Mapping[str, Any]) -> Path:
     """Write every digest file of one dataset's results folder to ``out_dir`` (atomically each)."""
-    from recpress_utils.reporting import provenance
-
     results, out = repo_path(results_dir), repo_path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     runs, curves = _runs_table(results)
@@ -225,7 +224,7 @@ def config_hash(config: Mapping[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``python -m recpress_utils.digest --results R --out D --config JSON``: build a digest;
+    """``python -m recpress_utils.report.digest --results R --out D --config JSON``: build a digest;
     ``--compare FRESH COMMITTED``: exit 1 with the differences when a run does not regenerate."""
     import argparse
     import sys
