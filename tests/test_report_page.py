@@ -59,7 +59,7 @@ def test_every_claim_evidence_is_on_the_page_in_full(rendered_dom):
     from recpress_utils.report.digest import load_digest
 
     text = html.unescape(re.sub(r"<[^>]+>", "", rendered_dom))
-    claims = claims.claims_table(load_digest(REPO_ROOT / "reports" / "synthetic"))
-    for claim, row in claims.iterrows():
+    verdicts = claims.claims_table(load_digest(REPO_ROOT / "reports" / "synthetic"))
+    for claim, row in verdicts.iterrows():
         assert row["evidence"] in text, f"{claim}: evidence not shown in full"
         assert row["verdict"] in text, claim
