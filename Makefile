@@ -7,7 +7,7 @@ VENV := .venv
 CORES ?= 2
 PY := $(VENV)/bin/python
 
-.PHONY: run test setup
+.PHONY: run test setup screenshot
 
 setup: $(VENV)/.installed
 
@@ -25,4 +25,9 @@ run: setup
 # stored outputs with a re-execution on the results computed here.
 test: setup
 	$(VENV)/bin/snakemake --cores $(CORES) --omit-from publish_report
-	$(VENV)/bin/pytest -q tests reports/report.ipynb $(wildcard reports/*/report.ipynb) --nbval --nbval-sanitize-with reports/sanitize.cfg
+	$(VENV)/bin/pytest -q tests reports/index.ipynb $(wildcard reports/*/report.ipynb) --nbval --nbval-sanitize-with reports/sanitize.cfg
+
+# The front page as a reader first sees it (1280 x 800), for the README; needs Debian's chromium.
+screenshot:
+	tmp=$$(mktemp -d) && chromium --headless --no-sandbox --disable-gpu --user-data-dir=$$tmp --hide-scrollbars \
+		--window-size=1280,800 --screenshot=reports/front_page.png file://$(CURDIR)/reports/index.html && rm -rf $$tmp

@@ -63,8 +63,8 @@ def load_config(profile: str | Path | None = None, overrides: Mapping[str, Any] 
 
 #: Profiles whose run is committed under ``reports/<profile>/`` (digest and report page): runs too
 #: long for CI, made once. The dataset profiles share their dataset's name; an experiment layered
-#: over one (``yoochoose1_64-losses``) gets its own folder. The default profile's digest goes to
-#: ``reports/<dataset>/`` and its report is the project's front page, ``reports/index.html``.
+#: over one (``yoochoose1_64-losses``) gets its own folder. The default profile's digest and page
+#: go to ``reports/<dataset>/`` too; the front page, ``reports/index.html``, links them all.
 PUBLISHED_PROFILES = ("config/diginetica.yaml", "config/yoochoose1_64.yaml", "config/ml-1m.yaml",
                       "config/yoochoose1_64-losses.yaml")
 
@@ -89,8 +89,13 @@ def published_folder(cfg: Mapping[str, Any], profile: str) -> str:
 
 def report_pages(cfg: Mapping[str, Any], profile: str) -> tuple[str, str]:
     """The committed report notebook and HTML page of published ``profile``."""
-    folder = "reports" if profile == CONFIG_FILE else published_folder(cfg, profile)
+    folder = published_folder(cfg, profile)
     return f"{folder}/report.ipynb", f"{folder}/index.html"
+
+
+#: The site's front page (claims x datasets, recpress_utils.report.site): its notebook and the
+#: committed notebook and page it renders, regenerated whenever a published profile is.
+FRONT_PAGE = ("notebooks/08_front_page.ipynb", "reports/index.ipynb", "reports/index.html")
 
 
 def report_notebook(cfg: Mapping[str, Any]) -> str:

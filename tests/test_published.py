@@ -82,16 +82,21 @@ def test_only_the_published_profiles_are_recognised(tmp_path):
     assert published_profile(diginetica) == "config/diginetica.yaml"
     assert report_pages(diginetica, "config/diginetica.yaml") == ("reports/diginetica/report.ipynb",
                                                                   "reports/diginetica/index.html")
+    assert report_pages(load_config(), CONFIG_FILE) == ("reports/synthetic/report.ipynb",
+                                                         "reports/synthetic/index.html")  # the front page links it
     assert published_profile(load_config("config/diginetica.yaml", {"seeds": [7]})) is None
     assert published_profile(load_config("config/tiny.yaml")) is None
 
 
-def test_the_readme_table_is_generated_from_the_committed_digests():
-    """The README's real-data table equals what the committed digests give (no hand-copied figure)."""
+def test_the_readme_blocks_are_generated_from_the_committed_digests():
+    """The README's real-data tables and its summary of the claims equal what the committed
+    digests give (no hand-copied figure)."""
     from recpress_utils.paths import REPO_ROOT
-    start, end = published.README_MARKERS
     text = (REPO_ROOT / "README.md").read_text()
-    assert text.split(start, 1)[1].split(end, 1)[0] == published.readme_table()
+    blocks = published.readme_blocks()
+    assert set(blocks) == {published.README_MARKERS, published.SUMMARY_MARKERS}
+    for (start, end), content in blocks.items():
+        assert text.split(start, 1)[1].split(end, 1)[0] == content
 
 
 def test_a_bar_is_met_by_the_mean_missed_with_its_shortfall_or_not_run():

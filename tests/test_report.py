@@ -371,7 +371,7 @@ def test_claims_table_reads_the_digest(tmp_path):
     table = claims.claims_table(_digest(runs))
     assert list(table.index) == ["C1", "C2", "C3", "C4", "C5", "C6"]
     assert table.loc["C1", "verdict"] == "reproduced"
-    assert set(table.columns) == {"statement", "verdict", "evidence"}
+    assert set(table.columns) == {"statement", "verdict", "evidence", "headline"}
     assert table.loc["C6", "verdict"] == "inconclusive"
     table = claims.claims_table(_digest(runs, latency((0.1, 0.09, 0.11), (1.0, 0.9, 1.1), (2.7, 2.5, 2.9)),
                                            relatedness([0.6, 0.62, 0.58], [0.7, 0.68, 0.72])))
@@ -491,3 +491,17 @@ def test_a_cheaper_loss_is_judged_against_full_softmax_on_the_same_seeds():
     assert table.loc["SASRec (2048)", "verdict"] == "within 2%"
     assert table.loc["SASRec (2048)", "vs full softmax"] == pytest.approx(-0.01)
     assert table.loc["SASRec (256)", "verdict"] == "not within 2%"
+
+
+def test_every_verdict_has_a_one_line_headline_for_the_front_page():
+    """The front page shows each verdict's deciding interval in one short line, in points."""
+    from recpress_utils.report.claims import _points
+    from recpress_utils.report.digest import load_digest
+
+    assert _points((0.008, 0.003, 0.013), "MRR@20") == "+0.8 pt MRR@20 [0.3, 1.3]"
+    table = claims.claims_table(load_digest(REPO_ROOT / "reports" / "synthetic"))
+    assert list(table.columns) == ["statement", "verdict", "evidence", "headline"]
+    for claim, row in table.iterrows():
+        assert row["headline"] and "\n" not in row["headline"] and len(row["headline"]) <= 90, claim
+    missing = claims.claim_c1(table.iloc[:0].assign(group=[], seed=[]))
+    assert (missing["verdict"], missing["headline"]) == ("inconclusive", "runs missing")

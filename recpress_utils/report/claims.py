@@ -70,8 +70,17 @@ CLAIMS = {
 _STUDENT = re.compile(r"^student-T(?P<t>\d+(?:\.\d+)?)$")
 
 
-def _verdict(claim: str, verdict: str, evidence: str) -> dict[str, str]:
-    return {"claim": claim, "statement": CLAIMS[claim], "verdict": verdict, "evidence": evidence}
+def _verdict(claim: str, verdict: str, evidence: str, headline: str) -> dict[str, str]:
+    """One claim's row: ``evidence`` in full for the dataset's page, ``headline`` the one line
+    the front page's claims x datasets matrix shows (the deciding interval, in points)."""
+    return {"claim": claim, "statement": CLAIMS[claim], "verdict": verdict, "evidence": evidence,
+            "headline": headline}
+
+
+def _points(ci: tuple[float, float, float], metric: str = "") -> str:
+    """A difference of metrics in percentage points: ``+0.8 pt MRR@20 [0.3, 1.3]``."""
+    name = f" {metric}" if metric else ""
+    return f"{ci[0] * 100:+.1f} pt{name} [{ci[1] * 100:.1f}, {ci[2] * 100:.1f}]"
 
 
 def _missing(runs: pd.DataFrame, groups: Iterable[str]) -> list[str]:
@@ -88,7 +97,7 @@ def claim_c1(runs: pd.DataFrame) -> dict[str, str]:
     pairs = {"without Node2Vec": ("mixed_attention", "baseline"),
              "with Node2Vec": ("mixed_attention-n2v", "baseline-n2v")}
     if missing := _missing(runs, PAPER_GROUPS):
-        return _verdict("C1", "inconclusive", f"no runs of {', '.join(missing)}.")
+        return _verdict("C1", "inconclusive", f"no runs of {', '.join(missing)}.", "runs missing")
     diffs = {(label, m): paired(runs, a, b, m) for label, (a, b) in pairs.items() for m in PAPER_METRICS}
     n = min(len(d) for d in diffs.values())
     if n < 2:
@@ -96,7 +105,8 @@ def claim_c1(runs: pd.DataFrame) -> dict[str, str]:
         lo, hi = min(means, key=means.get), max(means, key=means.get)
         return _verdict("C1", "inconclusive",
                         f"{_seed_note(n, 'the models')}: Mixed Attention - LSTM differences range from "
-                        f"{means[lo]:+.4f} ({lo[1]}, {lo[0]}) to {means[hi]:+.4f} ({hi[1]}, {hi[0]}).")
+                        f"{means[lo]:+.4f} ({lo[1]}, {lo[0]}) to {means[hi]:+.4f} ({hi[1]}, {hi[0]}).",
+                        f"one seed: {means[lo] * 100:+.1f} to {means[hi] * 100:+.1f} pt")
     cis = {k: mean_ci(d) for k, d in diffs.items()}
     above = sum(ci[1] > 0 for ci in cis.values())
     below = sum(ci[2] < 0 for ci in cis.values())
@@ -104,13 +114,14 @@ def claim_c1(runs: pd.DataFrame) -> dict[str, str]:
     verdict = "not reproduced" if below else "reproduced" if above == len(cis) else "inconclusive"
     return _verdict("C1", verdict,
                     f"Mixed Attention - LSTM, paired over {n} seeds: {above}/{len(cis)} intervals > 0, "
-                    f"{below} < 0; lowest bound {worst[1]} ({worst[0]}) {ci_text(cis[worst])}.")
+                    f"{below} < 0; lowest bound {worst[1]} ({worst[0]}) {ci_text(cis[worst])}.",
+                    f"{above}/{len(cis)} > 0; worst {_points(cis[worst], worst[1])} ({worst[0]})")
 
 
 def claim_c2(runs: pd.DataFrame) -> dict[str, str]:
     """C2: Node2Vec minus random initialisation, paired by seed, for the KG model and the LSTM."""
     if missing := _missing(runs, PAPER_GROUPS):
-        return _verdict("C2", "inconclusive", f"no runs of {', '.join(missing)}.")
+        return _verdict("C2", "inconclusive", f"no runs of {', '.join(missing)}.", "runs missing")
     metrics = ("NDCG@10", "MAP@10")
     kg = {m: paired(runs, "mixed_attention-n2v", "mixed_attention", m) for m in metrics}
     lstm = {m: paired(runs, "baseline-n2v", "baseline", m) for m in metrics}
@@ -118,7 +129,7 @@ def claim_c2(runs: pd.DataFrame) -> dict[str, str]:
     if n < 2:
         text = lambda ds: ", ".join(f"{m} {d.mean():+.4f}" if len(d) else f"{m} n/a" for m, d in ds.items())
         return _verdict("C2", "inconclusive", f"{_seed_note(n, 'the models')}: Node2Vec - random, "
-                                              f"KG model {text(kg)}; LSTM {text(lstm)}.")
+                                              f"KG model {text(kg)}; LSTM {text(lstm)}.", "one seed")
     kg_ci = {m: mean_ci(d) for m, d in kg.items()}
     lstm_ci = {m: mean_ci(d) for m, d in lstm.items()}
     a_holds = all(ci[1] > 0 for ci in kg_ci.values())
@@ -130,7 +141,8 @@ def claim_c2(runs: pd.DataFrame) -> dict[str, str]:
         verdict = "reproduced" if a_holds else "inconclusive"
     text = lambda cis: ", ".join(f"{m} {ci_text(ci)}" for m, ci in cis.items())
     return _verdict("C2", verdict, f"Node2Vec - random, paired over {n} seeds: KG model {text(kg_ci)}; "
-                                   f"LSTM {text(lstm_ci)}.")
+                                   f"LSTM {text(lstm_ci)}.",
+                    f"KG model {_points(kg_ci['NDCG@10'], 'NDCG@10')}; LSTM {_points(lstm_ci['NDCG@10'])}")
 
 
 def _students(runs: pd.DataFrame) -> dict[str, str]:
@@ -144,7 +156,7 @@ def claim_c3(runs: pd.DataFrame) -> dict[str, str]:
     metric = "NDCG@10"
     students = _students(runs)
     if missing := [f"student-T{t}" for t in ("1", "2", "5") if t not in students]:
-        return _verdict("C3", "inconclusive", f"no runs of {', '.join(missing)}.")
+        return _verdict("C3", "inconclusive", f"no runs of {', '.join(missing)}.", "runs missing")
     means = {t: float(by_seed(runs, g, metric).mean()) for t, g in students.items()}
     best = max(means, key=means.get)
     listed = ", ".join(f"T={t} {v:.4f}" for t, v in means.items())
@@ -152,7 +164,8 @@ def claim_c3(runs: pd.DataFrame) -> dict[str, str]:
     n = min(len(d) for d in diffs.values())
     if n < 2:
         return _verdict("C3", "inconclusive",
-                        f"{_seed_note(n, 'the students')}: best T = {best} by mean {metric} ({listed}).")
+                        f"{_seed_note(n, 'the students')}: best T = {best} by mean {metric} ({listed}).",
+                        f"one seed: best T = {best}")
     cis = {t: mean_ci(d) for t, d in diffs.items()}
     better = [t for t, ci in cis.items() if ci[1] > 0]
     not_below = [t for t in ("2", "5") if cis[t][1] >= 0]
@@ -163,7 +176,8 @@ def claim_c3(runs: pd.DataFrame) -> dict[str, str]:
     else:
         verdict = "inconclusive"
     versus = ", ".join(f"T={t} - T=1 {ci_text(ci)}" for t, ci in cis.items())
-    return _verdict("C3", verdict, f"best T = {best} by mean {metric} ({listed}); paired over {n} seeds: {versus}.")
+    return _verdict("C3", verdict, f"best T = {best} by mean {metric} ({listed}); paired over {n} seeds: {versus}.",
+                    f"best T = {best}; T=2 - T=1 {_points(cis['2'], metric)}")
 
 
 def claim_c4(runs: pd.DataFrame, teacher: str = "mixed_attention-n2v") -> dict[str, str]:
@@ -171,7 +185,8 @@ def claim_c4(runs: pd.DataFrame, teacher: str = "mixed_attention-n2v") -> dict[s
     metric = "MAP@10"
     students = _students(runs)
     if not students or teacher not in set(runs["group"]):
-        return _verdict("C4", "inconclusive", f"no runs of {'the teacher ' + teacher if students else 'students'}.")
+        return _verdict("C4", "inconclusive", f"no runs of {'the teacher ' + teacher if students else 'students'}.",
+                        "runs missing")
     means = {t: float(by_seed(runs, g, metric).mean()) for t, g in students.items()}
     best = max(means, key=means.get)
     shares = paired(runs, students[best], teacher, metric, ratio=True)
@@ -180,11 +195,12 @@ def claim_c4(runs: pd.DataFrame, teacher: str = "mixed_attention-n2v") -> dict[s
     if len(shares) < 2:
         share = f", share {shares.mean():.1%}" if len(shares) else ""
         return _verdict("C4", "inconclusive", f"{_seed_note(len(shares), 'student and teacher')}: {head}{share} "
-                                              "(paper 98 %).")
+                                              "(paper 98 %).", f"one seed{share}")
     ci = mean_ci(shares)
     verdict = "reproduced" if ci[1] >= 0.95 else "not reproduced" if ci[2] < 0.95 else "inconclusive"
     return _verdict("C4", verdict, f"{head}; share per seed {ci_text(ci, '.1%')} over {len(shares)} seeds "
-                                   "(paper 98 %, threshold 95 %).")
+                                   "(paper 98 %, threshold 95 %).",
+                    f"T = {best} keeps {ci[0]:.1%} [{ci[1]:.1%}, {ci[2]:.1%}] of the teacher's {metric}")
 
 
 def claim_c5(latency: Mapping[str, Any] | None, teacher: str = PAPER_NAMES[("mixed_attention", True)],
@@ -199,11 +215,13 @@ def claim_c5(latency: Mapping[str, Any] | None, teacher: str = PAPER_NAMES[("mix
     comes from the trained models' timings as described in the module docstring.
     """
     if latency is None:
-        return _verdict("C5", "inconclusive", "no latency benchmark (benchmark/latency.json not found).")
+        return _verdict("C5", "inconclusive", "no latency benchmark (benchmark/latency.json not found).",
+                        "no latency run")
     models = latency["models"]
     student = next((name for name in models if name.startswith("Student")), None)
     if student is None or teacher not in models or baseline not in models:
-        return _verdict("C5", "inconclusive", f"latency.json lacks the student, {teacher} or {baseline}.")
+        return _verdict("C5", "inconclusive", f"latency.json lacks the student, {teacher} or {baseline}.",
+                        "runs missing")
     timing = {name: models[name]["batched"] for name in models}
     s = timing[student]
     need = {k: v / 2 for k, v in paper_numbers()["speedups"].items()}
@@ -231,7 +249,9 @@ def claim_c5(latency: Mapping[str, Any] | None, teacher: str = PAPER_NAMES[("mix
                         f"weights, batched medians) the student is {top['student_vs_teacher']:.2f}x faster than "
                         f"the teacher and {top['student_vs_baseline']:.2f}x than the LSTM (paper 14x and 5x; "
                         f"half needed). Vs teacher / vs LSTM by catalogue size: {per_size}. "
-                        f"Trained models on this dataset's {n_items:,} items: {small}.")
+                        f"Trained models on this dataset's {n_items:,} items: {small}.",
+                        f"{top['student_vs_teacher']:.1f}x vs teacher, {top['student_vs_baseline']:.1f}x vs LSTM "
+                        f"at {top['n_items']:,} items (need 7x, 2.5x)")
     others = (teacher, baseline)
     faster_other = [o for o in others if timing[o]["max"] < s["min"]]
     short = [k for k in speedup if speedup[k] < need[k]]
@@ -240,7 +260,9 @@ def claim_c5(latency: Mapping[str, Any] | None, teacher: str = PAPER_NAMES[("mix
         verdict = "not reproduced"
     else:
         verdict = "reproduced" if fastest else "inconclusive"
-    return _verdict("C5", verdict, small + ".")
+    return _verdict("C5", verdict, small + ".",
+                    f"{speedup['student_vs_teacher']:.1f}x vs teacher, {speedup['student_vs_baseline']:.1f}x vs LSTM "
+                    "(need 7x, 2.5x)")
 
 
 #: C6's comparisons: each KG-aware group against the non-KG models trained the same way.
@@ -262,7 +284,8 @@ def claim_c6(relatedness: Mapping[str, Any] | None,
     two shared seeds, or no non-KG model to compare with).
     """
     if relatedness is None:
-        return _verdict("C6", "inconclusive", "no relatedness data (claims/relatedness.json not found).")
+        return _verdict("C6", "inconclusive", "no relatedness data (claims/relatedness.json not found).",
+                        "no relatedness run")
     key = "kg_neighbour_share"
     per_seed: dict[str, dict[int, float]] = {}
     for run, shares in relatedness["runs"].items():
@@ -270,14 +293,16 @@ def claim_c6(relatedness: Mapping[str, Any] | None,
         if match:
             per_seed.setdefault(match["group"], {})[int(match["seed"])] = shares[key]
     if missing := [g for g in ("mixed_attention", "mixed_attention-n2v") if g not in per_seed]:
-        return _verdict("C6", "inconclusive", f"relatedness.json has no runs of {', '.join(missing)}.")
+        return _verdict("C6", "inconclusive", f"relatedness.json has no runs of {', '.join(missing)}.",
+                        "runs missing")
     usable = [(a, b) for a, b in pairs if a in per_seed and b in per_seed]
     context = (f"random items {relatedness['random'][key]:.3f}, most popular items "
                f"{relatedness['popularity'][key]:.3f}")
     head = (f"share of top-{relatedness.get('k', '?')} items that are KG neighbours of the seed item "
             f"({relatedness.get('n_seed_items', '?')} seed items), KG model - non-KG model")
     if not usable:
-        return _verdict("C6", "inconclusive", f"no non-KG model (LSTM baseline, SASRec) to compare with; {context}.")
+        return _verdict("C6", "inconclusive", f"no non-KG model (LSTM baseline, SASRec) to compare with; {context}.",
+                        "no non-KG model")
     diffs = {}
     for a, b in usable:
         seeds = sorted(set(per_seed[a]) & set(per_seed[b]))
@@ -286,7 +311,8 @@ def claim_c6(relatedness: Mapping[str, Any] | None,
     means = ", ".join(f"{group_name(g)} {np.mean(list(v.values())):.3f}" for g, v in sorted(per_seed.items())
                       if any(g in p for p in usable))
     if n < 2:
-        return _verdict("C6", "inconclusive", f"{_seed_note(n, 'the models')}: {head}; shares {means}; {context}.")
+        return _verdict("C6", "inconclusive", f"{_seed_note(n, 'the models')}: {head}; shares {means}; {context}.",
+                        "one seed")
     cis = {p: mean_ci(d) for p, d in diffs.items()}
     if any(ci[2] <= 0 for ci in cis.values()):
         verdict = "not reproduced"
@@ -295,7 +321,10 @@ def claim_c6(relatedness: Mapping[str, Any] | None,
     else:
         verdict = "inconclusive"
     listed = "; ".join(f"{group_name(a)} - {group_name(b)} {ci_text(ci, '+.3f')}" for (a, b), ci in cis.items())
-    return _verdict("C6", verdict, f"{head}, paired over {n} seeds: {listed}. Mean shares: {means}; {context}.")
+    worst = min(cis, key=lambda p: cis[p][1])
+    return _verdict("C6", verdict, f"{head}, paired over {n} seeds: {listed}. Mean shares: {means}; {context}.",
+                    f"neighbour share, worst pair {group_name(worst[0])} - {group_name(worst[1])} "
+                    f"{_points(cis[worst])}")
 
 
 def claims_table(digest: "Digest") -> pd.DataFrame:

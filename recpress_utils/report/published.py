@@ -233,18 +233,28 @@ def readme_bars(folders: tuple[str, ...] = README_FOLDERS) -> str:
 
 #: The README's table sits between these two lines.
 README_MARKERS = ("<!-- readme-table -->\n", "\n<!-- /readme-table -->")
+#: ... and the front page's summary paragraph (recpress_utils.report.site.summary) between these.
+SUMMARY_MARKERS = ("<!-- readme-summary -->\n", "\n<!-- /readme-summary -->")
 
 
-def write_readme_table(readme: str = "README.md") -> None:
-    """Replace the README's table with :func:`readme_table` (run after committing a digest)."""
+def readme_blocks() -> dict[tuple[str, str], str]:
+    """What the README's generated blocks hold, by their markers."""
+    from recpress_utils.report import site
+
+    return {README_MARKERS: readme_table(), SUMMARY_MARKERS: site.summary(site.load_site())}
+
+
+def write_readme(readme: str = "README.md") -> None:
+    """Rewrite the README's generated blocks from the committed digests (after committing one)."""
     from recpress_utils.paths import repo_path
 
     path = repo_path(readme)
     text = path.read_text()
-    start, end = README_MARKERS
-    head, rest = text.split(start, 1)
-    path.write_text(head + start + readme_table() + end + rest.split(end, 1)[1])
+    for (start, end), content in readme_blocks().items():
+        head, rest = text.split(start, 1)
+        text = head + start + content + end + rest.split(end, 1)[1]
+    path.write_text(text)
 
 
 if __name__ == "__main__":
-    write_readme_table()
+    write_readme()

@@ -113,7 +113,7 @@ def final_outputs():
                     f"{OUT}/kg/kg_stats.json",
                     *[f"{OUT}/embeddings/s{seed}/node2vec_stats.json" for seed in config["seeds"]]]
     if PUBLISHED:  # the committed reports describe the published profiles' runs only
-        outputs += list(settings.report_pages(config, PUBLISHED))
+        outputs += [*settings.report_pages(config, PUBLISHED), *settings.FRONT_PAGE[1:]]
     return outputs
 
 

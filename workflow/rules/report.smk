@@ -108,4 +108,28 @@ rule publish_report:
     shell:
         "(cp {input.digest} {params.folder}/"
         " && {params.papermill} {input.notebook} {output.notebook} -y {params.nb:q}"
-        " && {params.py} -m nbconvert --to html --no-prompt --stdout {output.notebook} > {output.html}) 2> {log}"
+        " && {params.py} -m nbconvert --to html --no-input --no-prompt --stdout {output.notebook} > {output.html})"
+        " 2> {log}"
+
+
+# The site's front page: the claims x datasets matrix over every committed digest under reports/
+# (recpress_utils.report.site), re-rendered after this profile's page, code hidden.
+rule front_page:
+    input:
+        notebook=settings.FRONT_PAGE[0],
+        page=settings.report_pages(config, PUBLISHED or settings.CONFIG_FILE)[1],
+    output:
+        notebook=settings.FRONT_PAGE[1],
+        html=settings.FRONT_PAGE[2],
+    params:
+        papermill=PAPERMILL,
+        py=PY,
+        nb=nb_params(reports_dir="reports"),
+    log:
+        f"{OUT}/logs/front_page.log",
+    conda:
+        "../../environment.yml"
+    shell:
+        "({params.papermill} {input.notebook} {output.notebook} -y {params.nb:q}"
+        " && {params.py} -m nbconvert --to html --no-input --no-prompt --stdout {output.notebook} > {output.html})"
+        " 2> {log}"

@@ -1,0 +1,65 @@
+"""The front page's claims x datasets matrix (recpress_utils.report.site), from committed digests."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+
+import pytest
+
+from recpress_utils.paths import REPO_ROOT
+from recpress_utils.report import site
+from recpress_utils.report.claims import CLAIMS, claims_table
+from recpress_utils.report.digest import load_digest
+
+
+@pytest.fixture(scope="module")
+def digests():
+    """The synthetic digest, a peers-only one (Diginetica) and two datasets without a digest."""
+    synthetic = load_digest(REPO_ROOT / "reports" / "synthetic")
+    peers = load_digest(REPO_ROOT / "reports" / "diginetica")
+    return {"synthetic": synthetic, "diginetica": peers, "yoochoose1_64": None, "ml-1m": None}
+
+
+def test_every_cell_has_a_verdict_and_the_judged_column_is_the_claims_table(digests):
+    matrix = site.claims_matrix(digests)
+    assert list(matrix.index) == list(CLAIMS) and list(matrix.columns) == list(site.SITE_DATASETS.values())
+    table = claims_table(digests["synthetic"])
+    for claim in CLAIMS:
+        assert matrix.at[claim, "Synthetic (default)"] == f"{table.at[claim, 'verdict']}: {table.at[claim, 'headline']}"
+        assert matrix.at[claim, "Diginetica"].startswith("not run: peers only")
+        assert matrix.at[claim, "MovieLens-1M"] == "not run: no digest committed yet"
+
+
+def test_counts_and_summary_say_what_was_found_and_what_waits(digests):
+    counts = site.verdict_counts(digests)
+    assert (counts.sum(axis=1) == len(CLAIMS)).all()
+    assert counts.loc["Diginetica", site.NOT_RUN] == len(CLAIMS)
+    text = site.summary(digests)
+    judged = counts.loc["Synthetic (default)"]
+    table = claims_table(digests["synthetic"])
+    for verdict in ("reproduced", "not reproduced", "inconclusive"):
+        if judged[verdict]:
+            claims = ", ".join(table.index[table["verdict"] == verdict])
+            assert f"{judged[verdict]} {verdict} ({claims})" in text
+    assert "Diginetica, Yoochoose 1/64, MovieLens-1M the paper's models have not run yet" in text
+    assert site.summary({"ml-1m": None}).endswith(
+        "On MovieLens-1M the paper's models have not run yet: those pages compare the peers with their published numbers.")
+
+
+def test_the_html_colours_each_verdict_and_links_only_pages_that_exist(digests):
+    page = site.matrix_html(digests)
+    verdicts = re.findall(r'data-verdict="([^"]+)" style="[^"]*background:(#[0-9a-f]{6})', page)
+    assert len(verdicts) == len(CLAIMS) * len(digests)
+    assert all(site.COLOURS[v] == colour for v, colour in verdicts)
+    assert 'href="synthetic/index.html#The-claims"' in page and 'href="diginetica/index.html"' in page
+    assert "ml-1m/index.html" not in page and "yoochoose1_64/index.html" not in page
+
+
+def test_a_paper_run_without_seeds_enough_is_judged_not_skipped(digests):
+    """A digest whose config runs the paper (even with one seed) is judged: its cells are verdicts."""
+    one_seed = digests["synthetic"]
+    one_seed = dataclasses.replace(one_seed, runs=one_seed.runs[one_seed.runs["seed"] == 42])
+    cells = site.claims_matrix({"synthetic": one_seed})["Synthetic (default)"]
+    assert not any(c.startswith(site.NOT_RUN) for c in cells)
+    assert cells["C1"].startswith("inconclusive: one seed")
