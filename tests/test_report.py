@@ -169,6 +169,20 @@ def test_paper_table_tables_4_5_with_a_row_beyond_the_paper(tmp_path):
     assert rest.loc["1", ("NDCG@10", "ours")] == 0.167
 
 
+def test_the_compact_form_has_one_narrow_row_per_model_and_metric(tmp_path):
+    write_groups(tmp_path, {"student-T1": [level(0.30), level(0.32), level(0.34)], "student": [level(0.2)]})
+    table = tables.paper_table(results.load_runs(tmp_path), "tables_4_5", digits=4)
+    out = tables.compact(table)
+    assert list(out.columns) == ["ours", "95 % CI", "paper", "ours − paper", "seeds"]
+    assert len(out) == len(table) * 6 and out.index.names == ["T", "metric"]
+    mean, low, high = results.mean_ci([0.30, 0.32, 0.34])
+    assert out.loc[("1", "MAP@10")].tolist() == ["0.3200", f"[{low:.4f}, {high:.4f}]", "0.3250", "-0.0050", 3]
+    assert out.loc[("0.5", "MAP@10")].tolist() == ["not run", "—", "0.2727", "—", 0]
+    hard = out.loc[("Student (hard labels)", "NDCG@10")]
+    assert hard.tolist() == ["0.2000", "—", "—", "—", 1]  # one seed: no interval; beyond the paper: no figure
+    assert "Student (hard labels)" not in tables.compact(table, paper_rows_only=True).index.get_level_values(0)
+
+
 def test_curves_average_over_the_seeds_that_reached_an_epoch():
     import pandas as pd
     rows = [("baseline", 42, e, v) for e, v in enumerate([0.1, 0.2, 0.3], 1)]

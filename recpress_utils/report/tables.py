@@ -73,6 +73,29 @@ def paper_table(runs: pd.DataFrame, which: str, digits: int = 4, target: str = "
     return table.round(digits)
 
 
+def compact(table: pd.DataFrame, digits: int = 4, paper_rows_only: bool = False) -> pd.DataFrame:
+    """A :func:`paper_table` in long form, narrow enough for a 1280-px page: one row per model
+    and metric with ours, our 95 % CI, the paper's figure and the difference ("—" where the
+    paper has no row). ``paper_rows_only`` keeps the models the paper reports (the leaderboard
+    has the others)."""
+    rows = {}
+    for model, row in table.iterrows():
+        if paper_rows_only and row[("note", "")] == BEYOND:
+            continue
+        for metric in PAPER_METRICS:
+            ours, low, high, ref = (row[(metric, k)] for k in ("ours", "CI low", "CI high", "paper"))
+            rows[(model, metric)] = {
+                "ours": f"{ours:.{digits}f}" if pd.notna(ours) else "not run",
+                "95 % CI": f"[{low:.{digits}f}, {high:.{digits}f}]" if pd.notna(ours) and row[("n", "")] > 1 else "—",
+                "paper": f"{ref:.{digits}f}" if pd.notna(ref) else "—",
+                "ours − paper": f"{ours - ref:+.{digits}f}" if pd.notna(ref) and pd.notna(ours) else "—",
+                "seeds": int(row[("n", "")]),
+            }
+    out = pd.DataFrame.from_dict(rows, orient="index")
+    out.index = pd.MultiIndex.from_tuples(out.index, names=[table.index.name, "metric"])
+    return out
+
+
 def leaderboard(runs: pd.DataFrame, metrics: Iterable[str] = ("NDCG@10", "MAP@10", "HR@10"),
                 digits: int = 4) -> pd.DataFrame:
     """Every model group, best first by the first metric: mean and 95 % CI bounds per metric,
