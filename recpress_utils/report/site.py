@@ -118,12 +118,15 @@ _TD = "border:1px solid #d0d7de;padding:6px;vertical-align:top;text-align:left;o
 
 
 def dataset_rows(digests: dict[str, Digest | None]) -> pd.DataFrame:
-    """The datasets the site covers: protocol, what ran, seeds, size, and where the page is."""
+    """The datasets the site covers: protocol, what ran, seeds, size, cost (the sum of the
+    profile's Snakemake jobs' wall times, one core each, and the largest peak memory of one
+    job: their ``benchmark:`` files) and where the page is."""
     rows: list[dict[str, Any]] = []
     for folder, digest in digests.items():
         row: dict[str, Any] = {"dataset": SITE_DATASETS[folder], "page": f"{folder}/index.html"}
         if digest is None:
-            rows.append({**row, "page": "", "protocol": "", "ran": NOT_RUN, "seeds": "", "items": "", "test cases": "", "runs": 0})
+            rows.append({**row, "page": "", "protocol": "", "ran": NOT_RUN, "seeds": "", "items": "", "test cases": "",
+                         "runs": 0, "job time (h)": "", "peak memory (GB)": ""})
             continue
         prepared = digest.data["prepared"]
         row["protocol"] = prepared.get("protocol", digest.config.get("prepare", {}).get("split", ""))
@@ -132,5 +135,7 @@ def dataset_rows(digests: dict[str, Digest | None]) -> pd.DataFrame:
         row["items"] = f"{prepared['items']:,}"
         row["test cases"] = f"{prepared['splits']['test']['sessions']:,}"
         row["runs"] = len(digest.runs)
+        row["job time (h)"] = f"{digest.stages['seconds'].sum() / 3600:.1f}"
+        row["peak memory (GB)"] = f"{digest.stages['max_rss_mb'].max() / 1024:.1f}"
         rows.append(row)
     return pd.DataFrame(rows).set_index("dataset")
