@@ -62,8 +62,7 @@ class TeacherCache:
     def lookup(self, keys: np.ndarray) -> tuple[Tensor, Tensor, Tensor]:
         """(items, logits, rest_lse) of the prefixes ``keys``; a prefix never cached is an
         error (it would be distilled towards another prefix's prediction)."""
-        rows = np.searchsorted(self.keys, keys)
-        rows = np.minimum(rows, len(self.keys) - 1)
+        rows = np.minimum(np.searchsorted(self.keys, keys), len(self.keys) - 1)
         if len(keys) and not np.array_equal(self.keys[rows], keys):
             missing = int((self.keys[rows] != keys).sum())
             raise KeyError(f"{missing} of {len(keys)} training prefixes are not in the teacher cache:"
@@ -83,6 +82,8 @@ def build_teacher_cache(teacher: nn.Module, windows: Sessions, top_k: int, tempe
         raise ValueError(f"top_k must be >= 1, got {top_k}")
     if temperature <= 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")
+    if not any(len(s) > 1 for s in windows.items):
+        raise ValueError("no training window has a target: nothing to cache")
     teacher.eval()
     device = next(teacher.parameters()).device
     order = sorted(range(len(windows)), key=lambda i: len(windows.items[i]))
@@ -99,11 +100,10 @@ def build_teacher_cache(teacher: nn.Module, windows: Sessions, top_k: int, tempe
         parts["items"].append(top_index.cpu() + 1)
         parts["logits"].append(top_logits.cpu())
         parts["rest"].append(rest.cpu())
-    keys = np.concatenate(parts["keys"]) if parts["keys"] else np.zeros(0, dtype=np.uint64)
-    keys, first = np.unique(keys, return_index=True)  # a prefix shared by sessions: one row
+    keys, first = np.unique(np.concatenate(parts["keys"]), return_index=True)  # a shared prefix: one row
     index = torch.from_numpy(first.astype(np.int64))
-    cat = (lambda name: torch.cat(parts[name])[index]) if parts["keys"] else (lambda name: torch.zeros(0))
-    return TeacherCache(keys, cat("items").long(), cat("logits"), cat("rest"), float(temperature))
+    items, logits, rest = (torch.cat(parts[name])[index] for name in ("items", "logits", "rest"))
+    return TeacherCache(keys, items.long(), logits, rest, float(temperature))
 
 
 def cached_kd_loss(student_logits: Tensor, items: Tensor, teacher_logits: Tensor, rest_lse: Tensor,

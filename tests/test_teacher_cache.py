@@ -96,3 +96,5 @@ def test_a_prefix_outside_the_cache_is_an_error() -> None:
         loss(student, inputs, targets)
     with pytest.raises(ValueError, match="built at T = 1"):
         distillation_loss(teacher, 2.0, cache=cache)
+    with pytest.raises(ValueError, match="nothing to cache"):
+        build_teacher_cache(teacher, Sessions([np.array([3])], [np.ones(1, dtype=np.int8)]), 5, 1.0, progress=False)
