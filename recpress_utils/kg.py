@@ -49,6 +49,13 @@ CO_OCCURRENCE: dict[str, int] = {"co_view": EVENT_STRENGTH["view"], "co_cart": E
 #: Attribute properties and the items.parquet column(s) that define their groups.
 ATTRIBUTES: tuple[str, ...] = ("same_category", "same_brand")
 PROPERTIES: tuple[str, ...] = (*CO_OCCURRENCE, *ATTRIBUTES)
+#: What an edge of each property says, for the reports.
+MEANING: dict[str, str] = {
+    "co_view": "both items in one training session (PMI-weighted)",
+    "co_cart": "both items carted or bought in one training session (PMI-weighted)",
+    "same_category": "same category (MovieLens: the movie's first genre); the group's top_m most popular",
+    "same_brand": "same brand; the group's top_m most popular",
+}
 ATTRIBUTE_WEIGHT = 1.0
 _META_PREFIX = "# meta "
 

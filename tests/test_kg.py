@@ -20,6 +20,7 @@ from recpress_utils.kg import (
     incidence, pmi_pairs,
     Edges, KGConfig, KnowledgeGraph, attribute_edges, build_kg, kg_stats, run_build_kg,
 )
+from recpress_utils.report.tables import kg_properties
 from recpress_utils.sequences import Sessions
 
 VIEW, REMOVE, CART, PURCHASE = 0, 1, 2, 3
@@ -291,3 +292,15 @@ def test_validation_and_test_sessions_do_not_change_the_graph(prepared, tmp_path
     _add_pair_sessions(prepared / "train.parquet", a, b)
     run_build_kg(prepared, tmp_path / "leaky", KGConfig())
     assert _outputs(tmp_path / "leaky")[0] != g1
+
+
+def test_the_report_says_which_properties_the_data_has():
+    """Views only and no brand (as MovieLens): co_cart and same_brand are listed, marked absent."""
+    train = _sessions([[(1, VIEW), (2, VIEW), (3, VIEW)]] * 3 + [[(3, VIEW), (4, VIEW)]] * 3)
+    items = _items(4, brand=None, category_code=["drama", "drama", "comedy", "comedy"])
+    table = kg_properties(kg_stats(build_kg(train, items, KGConfig())))
+    assert list(table.index) == ["co_view", "co_cart", "same_category", "same_brand"]
+    assert table["in this data"].to_dict() == {"co_view": True, "co_cart": False,
+                                               "same_category": True, "same_brand": False}
+    assert table.loc["same_category", "edges"] == 2 and table.loc["same_brand", "items linked"] == 0
+    assert table.loc["co_view", "alpha (PMI)"] is not None and table["meaning"].str.len().min() > 10

@@ -10,6 +10,7 @@ from typing import Any, Iterable, Mapping
 import numpy as np
 import pandas as pd
 
+from recpress_utils.kg import MEANING, PROPERTIES
 from recpress_utils.latency import latency_table
 from recpress_utils.names import PAPER_GROUPS, PEER_NAMES
 from recpress_utils.paper import paper_numbers, peer_numbers
@@ -193,3 +194,17 @@ def sanity_bars(runs: pd.DataFrame, dataset: str, metric: str = "NDCG@10",
                          "status": "pass" if band[0] <= share <= band[1] else "fail",
                          "source": ref["source"]})
     return pd.DataFrame(rows, columns=["check", "ours", "published", "status", "source"])
+
+
+def kg_properties(kg_stats: Mapping[str, Any]) -> pd.DataFrame:
+    """The knowledge graph's edge properties on this dataset (from ``kg_stats.json``): what each
+    means, whether the data has it (edges > 0), its edges, linked items, mean degree and PMI
+    threshold alpha. A property the data lacks (no cart events, no brands) stays in the table
+    with 0 edges, so the report says which relations the teacher really saw."""
+    rows = []
+    for prop in (p for p in PROPERTIES if p in kg_stats["edges"]):
+        degree = kg_stats["degree"][prop]
+        rows.append({"property": prop, "meaning": MEANING[prop], "in this data": kg_stats["edges"][prop] > 0,
+                     "edges": kg_stats["edges"][prop], "items linked": kg_stats["nodes"][prop],
+                     "mean degree": degree["mean"], "alpha (PMI)": kg_stats["alpha"][prop]})
+    return pd.DataFrame(rows).set_index("property")
