@@ -269,6 +269,7 @@ def _distill(cfg: dict, p: dict) -> None:  # rule distill (distill.smk), distill
     _fill(p, "seed", lambda: cfg["seeds"][0])
     _fill(p, "hard_weight", lambda: cfg["distill"]["hard_weight"])
     _fill(p, "top_k", lambda: cfg["distill"]["top_k"])
+    _fill(p, "negatives", lambda: cfg["distill"]["negatives"])
     _fill(p, "prepared_dir", lambda: f"{out}/prepared")
     _fill(p, "teacher_model", lambda: spec.architecture)
     _fill(p, "teacher_kwargs", lambda: spec.settings)
@@ -303,7 +304,7 @@ STAGES: dict[str, tuple[tuple[str, ...], Callable[[dict, dict], None]]] = {
     "03_node2vec": (("prepared_dir", "kg_dir", "emb_dir", "node2vec", "seed", "threads"), _node2vec),
     "04_train_model": (("model", "spec", "node2vec", "seed", "prepared_dir", "neighbors_path",
                         "node2vec_path", "run_dir", "train", "threads"), _train_model),
-    "05_distill": (("temperature", "hard_weight", "top_k", "seed", "prepared_dir", "teacher_model",
+    "05_distill": (("temperature", "hard_weight", "top_k", "negatives", "seed", "prepared_dir", "teacher_model",
                     "teacher_kwargs", "teacher_checkpoint", "neighbors_path", "run_dir",
                     "student_kwargs", "train", "threads"), _distill),
     "06_benchmark": (("prepared_dir", "runs", "teacher", "baseline", "student", "neighbors_path",

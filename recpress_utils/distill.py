@@ -10,7 +10,9 @@ The teacher's logits are computed on the fly, without gradients and in eval mode
 very training batches the student sees (``fit`` only ever hands the loss training batches),
 so no validation or test session is ever shown to the teacher for distillation. On a large
 catalogue, ``distill.top_k`` replaces them by the teacher's top-K per training prefix, computed
-once before training (:mod:`recpress_utils.teacher_cache`).
+once before training (:mod:`recpress_utils.teacher_cache`), and ``distill.negatives`` replaces the
+student's full softmax by the top-K plus a sampled, logQ-corrected pool for the rest (its cost then
+does not grow with the catalogue either).
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from recpress_utils.teacher_cache import TeacherCache, cached_kd_loss, prefix_keys
+from recpress_utils.losses import PopularityPool, output_states, sampled_softmax_loss, scores_for
+from recpress_utils.teacher_cache import TeacherCache, cached_kd_loss, prefix_keys, sampled_cached_kd_loss
 from recpress_utils.train import LossFn
 
 
@@ -56,7 +59,8 @@ def kd_loss(student_logits: Tensor, teacher_logits: Tensor, temperature: float) 
 
 
 def distillation_loss(teacher: nn.Module, temperature: float, hard_weight: float = 0.0,
-                      positions: Literal["all", "last"] = "all", cache: TeacherCache | None = None) -> LossFn:
+                      positions: Literal["all", "last"] = "all", cache: TeacherCache | None = None,
+                      pool: PopularityPool | None = None) -> LossFn:
     """A :data:`~recpress_utils.train.LossFn` for ``fit``: KD from the frozen ``teacher``.
 
     ``positions="all"`` distils at every position with a target (targets != 0), ``"last"`` at
@@ -64,7 +68,10 @@ def distillation_loss(teacher: nn.Module, temperature: float, hard_weight: float
     positions. ``hard_weight > 0`` adds ``hard_weight * cross_entropy(student, true next item)``.
     The teacher is frozen here (eval mode, no gradients) and kept in eval mode. With ``cache``
     (built at the same temperature) the teacher is not run: each position's target is its
-    prefix's cached top-K (:func:`~recpress_utils.teacher_cache.cached_kd_loss`).
+    prefix's cached top-K (:func:`~recpress_utils.teacher_cache.cached_kd_loss`); with ``pool`` as
+    well, the student scores only those K items and one pool of negatives per batch
+    (:func:`~recpress_utils.teacher_cache.sampled_cached_kd_loss`; the hard term, if any, is the
+    sampled softmax over the same pool).
     """
     if positions not in ("all", "last"):
         raise ValueError(f"positions must be 'all' or 'last', not {positions!r}")
@@ -74,6 +81,9 @@ def distillation_loss(teacher: nn.Module, temperature: float, hard_weight: float
         raise ValueError(f"hard_weight must be >= 0, got {hard_weight}")
     if cache is not None and cache.temperature != temperature:
         raise ValueError(f"the teacher cache was built at T = {cache.temperature:g}, not {temperature:g}")
+    if pool is not None and cache is None:
+        raise ValueError("a sampled student pool needs the teacher cache (distill.top_k): the "
+                         "on-the-fly teacher computes every item's logit anyway")
     freeze(teacher)
 
     def loss(model: nn.Module, inputs: Tensor, targets: Tensor) -> Tensor:
@@ -105,12 +115,25 @@ def distillation_loss(teacher: nn.Module, temperature: float, hard_weight: float
             mask[:, -1] = last
         keys = prefix_keys(inputs)[mask.cpu().numpy()]
         items, logits, rest = (t.to(inputs.device) for t in cache.lookup(keys))
-        student_logits = model.head(model.hidden(inputs)[mask])
-        value = cached_kd_loss(student_logits, items, logits, rest, temperature)
+        hidden, labels = model.hidden(inputs)[mask], targets[mask]
+        if pool is None:
+            student_logits = model.head(hidden)
+            value = cached_kd_loss(student_logits, items, logits, rest, temperature)
+            if hard_weight and mask.any():
+                value = value + hard_weight * F.cross_entropy(student_logits, labels)
+            return value
+        pool.check(model)
+        hidden = output_states(model, hidden)
+        negatives = pool.draw(inputs.device)
+        log_expected = pool.log_expected_count.to(inputs.device)
+        value = sampled_cached_kd_loss(scores_for(model, hidden, items), items, scores_for(model, hidden, negatives),
+                                       negatives, log_expected[negatives], logits, rest, temperature)
         if hard_weight and mask.any():
-            value = value + hard_weight * F.cross_entropy(student_logits, targets[mask])
+            value = value + hard_weight * sampled_softmax_loss(model, hidden, labels, negatives, log_expected)
         return value
 
+    if pool is not None:
+        loss.generator = pool.generator  # its state is saved in training checkpoints (exact resume)
     return loss
 
 

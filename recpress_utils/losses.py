@@ -36,7 +36,8 @@ deterministic given the seed (sampled on the CPU, then moved).
   With the pool = all items this is exactly the full cross-entropy (tested).
 
 Models must expose ``item_output() -> (W (n_items, D), bias (n_items,) or None)`` for every loss
-but the full CE (SASRec: the shared item embeddings; GRU4Rec: its output layer).
+but the full CE (SASRec: the shared item embeddings; GRU4Rec and the paper's models: the last
+layer of the head, which the paper's models reach through ``output_states``, their MLP).
 """
 
 from __future__ import annotations
@@ -79,14 +80,21 @@ def scores_for(model: torch.nn.Module, hidden: Tensor, item_ids: Tensor) -> Tens
     return scores if bias is None else scores + bias[item_ids]
 
 
+def output_states(model: torch.nn.Module, hidden: Tensor) -> Tensor:
+    """What the item output vectors multiply: ``model.output_states(hidden)`` for a model whose
+    head has layers before them (the paper's models: an MLP), else ``hidden`` itself."""
+    return model.output_states(hidden) if hasattr(model, "output_states") else hidden
+
+
 def _positives(model: torch.nn.Module, inputs: Tensor, targets: Tensor,
                positions: Literal["all", "last"]) -> tuple[Tensor, Tensor]:
-    """Hidden states ``(M, D)`` and target ids ``(M,)`` at the positions that have a target."""
+    """Output states ``(M, D)`` (:func:`output_states`) and target ids ``(M,)`` at the positions
+    that have a target."""
     hidden = model.hidden(inputs)
     if positions == "last":
         hidden, targets = hidden[:, -1:], targets[:, -1:]
     mask = targets != PAD
-    return hidden[mask], targets[mask]
+    return output_states(model, hidden[mask]), targets[mask]
 
 
 #: Cross-entropy over all items with the true next item (every position, or the last): the
@@ -209,24 +217,45 @@ def sampled_softmax(item_counts: Tensor, n_negatives: int = 2048, uniform_mix: f
 
     Pooled items equal to a row's positive are removed from that row (accidental hits).
     """
-    if n_negatives < 1:
-        raise ValueError(f"n_negatives must be >= 1, got {n_negatives}")
-    probs = popularity_distribution(item_counts, uniform_mix)
-    # -inf for the padding item only: it is never drawn and never a positive
-    log_expected_count = torch.log(n_negatives * probs).float()
-    generator = torch.Generator().manual_seed(seed)
+    pool = PopularityPool(item_counts, n_negatives, uniform_mix, seed)
 
     def loss(model: torch.nn.Module, inputs: Tensor, targets: Tensor) -> Tensor:
-        if model.n_items != len(probs):
-            raise ValueError(f"item_counts cover {len(probs)} item ids, the model has "
-                             f"{model.n_items}")
+        pool.check(model)
         hidden, positives = _positives(model, inputs, targets, positions)
-        pool = torch.multinomial(probs, n_negatives, replacement=True, generator=generator)
-        return sampled_softmax_loss(model, hidden, positives, pool.to(positives.device),
-                                    log_expected_count.to(positives.device))
+        negatives = pool.draw(positives.device)
+        return sampled_softmax_loss(model, hidden, positives, negatives,
+                                    pool.log_expected_count.to(positives.device))
 
-    loss.generator = generator  # its state is saved in training checkpoints (exact resume)
+    loss.generator = pool.generator  # its state is saved in training checkpoints (exact resume)
     return loss
+
+
+class PopularityPool:
+    """One pool of ``n_negatives`` items per batch, drawn with replacement from
+    :func:`popularity_distribution` (``item_counts``, ``uniform_mix``), with each item's
+    ``log_expected_count = log(N q_j)``, the logQ correction (:func:`sampled_softmax`). Shared by
+    the sampled losses here and the sampled distillation loss (:mod:`recpress_utils.distill`)."""
+
+    def __init__(self, item_counts: Tensor, n_negatives: int = 2048, uniform_mix: float = 0.0,
+                 seed: int = 0) -> None:
+        if n_negatives < 1:
+            raise ValueError(f"n_negatives must be >= 1, got {n_negatives}")
+        self.n_negatives = n_negatives
+        self.probs = popularity_distribution(item_counts, uniform_mix)
+        # -inf for the padding item only: it is never drawn and never a positive
+        self.log_expected_count = torch.log(n_negatives * self.probs).float()
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def check(self, model: torch.nn.Module) -> None:
+        """A clear error when the counts and ``model`` disagree on the item ids."""
+        if model.n_items != len(self.probs):
+            raise ValueError(f"item_counts cover {len(self.probs)} item ids, the model has "
+                             f"{model.n_items}")
+
+    def draw(self, device: torch.device | str = "cpu") -> Tensor:
+        """The next pool, ``(n_negatives,)`` item ids on ``device``."""
+        return torch.multinomial(self.probs, self.n_negatives, replacement=True,
+                                 generator=self.generator).to(device)
 
 
 def _item_chunks(hidden: Tensor, weight: Tensor, bias: Tensor | None,

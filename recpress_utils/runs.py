@@ -19,7 +19,7 @@ import torch
 from recpress_utils.data.presplit import REFIT_SPLIT
 from recpress_utils.distill import distillation_loss
 from recpress_utils.io import atomic_path, read_json, write_json
-from recpress_utils.losses import LOSSES, build_loss, check_loss
+from recpress_utils.losses import LOSSES, PopularityPool, build_loss, check_loss
 from recpress_utils.models import MODELS, build_model, uses_kg
 from recpress_utils.names import PAPER_NAMES, PEER_NAMES, student_name
 from recpress_utils.sequences import Sessions, load_sessions, n_items, training_windows
@@ -242,6 +242,7 @@ def distill_run(
     hard_weight: float = 0.0,
     progress: bool = True,
     top_k: int | None = None,
+    negatives: Mapping[str, Any] | None = None,
 ) -> tuple[torch.nn.Module, FitResult, dict[str, Any]]:
     """Distil the frozen best teacher into the student at ``temperature`` (SPEC section 5).
 
@@ -249,6 +250,8 @@ def distill_run(
     Teacher logits are computed on the fly on training batches only; with ``top_k`` the
     teacher's top-K per training prefix is computed once, before training, and the student is
     distilled from that (:mod:`recpress_utils.teacher_cache`; its seconds are in the metrics).
+    ``negatives`` (``n_negatives``, ``uniform_mix``; needs ``top_k``) lets the student score only
+    those K items and a popularity pool per batch, seeded by ``seed``.
     """
     set_determinism(seed, threads)
     splits = {s: load_sessions(prepared_dir, s) for s in ("train", "valid", "test")}
@@ -263,7 +266,9 @@ def distill_run(
         cache = build_teacher_cache(net_teacher, training_windows(splits["train"], train_cfg.max_len), top_k,
                                     temperature, train_cfg.eval_batch_size, progress)
         cache_seconds = time.perf_counter() - started
-    loss = distillation_loss(net_teacher, temperature, hard_weight, positions=train_cfg.loss_positions, cache=cache)
+    pool = None if negatives is None else PopularityPool(train_counts(prepared_dir), seed=seed, **negatives)
+    loss = distillation_loss(net_teacher, temperature, hard_weight, positions=train_cfg.loss_positions, cache=cache,
+                             pool=pool)
     result = fit(student, splits["train"], splits["valid"], train_cfg, seed, loss_fn=loss, progress=progress,
                  checkpoint=Path(run_dir) / CHECKPOINT, keep_checkpoint=True)
     info = {
@@ -274,7 +279,8 @@ def distill_run(
         "temperature": temperature,
         "hard_weight": hard_weight,
         "teacher_cache": None if cache is None else {"top_k": top_k, "prefixes": len(cache.keys),
-                                                     "seconds": round(cache_seconds, 1)},
+                                                     "seconds": round(cache_seconds, 1),
+                                                     "negatives": None if negatives is None else dict(negatives)},
         "teacher": {k: str(v) if isinstance(v, Path) else v for k, v in teacher.items()},
     }
     return student, result, _finish_run(student, result, splits["test"], train_cfg, seed, threads, run_dir,

@@ -123,8 +123,52 @@ def cached_kd_loss(student_logits: Tensor, items: Tensor, teacher_logits: Tensor
     # the top-K masked by the lowest finite value, not -inf: with K = all items the bucket is
     # empty and a logsumexp over -inf alone would send NaN into the gradient
     log_q_rest = log_q.scatter(1, index, torch.finfo(log_q.dtype).min).logsumexp(dim=1)
-    z = teacher_logits.to(log_q.dtype) / temperature
-    rest_lse = rest_lse.to(log_q.dtype)
+    return _top_and_rest_kl(log_q_top, log_q_rest, teacher_logits, rest_lse, temperature)
+
+
+def sampled_cached_kd_loss(top_scores: Tensor, items: Tensor, pool_scores: Tensor, pool: Tensor,
+                           log_expected_count: Tensor, teacher_logits: Tensor, rest_lse: Tensor,
+                           temperature: float) -> Tensor:
+    """:func:`cached_kd_loss` with the student's bucket estimated from a sampled pool, so a
+    step costs K + N dot products per position instead of one per catalogue item.
+
+    ``top_scores (M, K)`` are the student's logits of the teacher's top-K ``items``;
+    ``pool_scores (M, N)`` its logits of the shared ``pool (N,)``, drawn with replacement with
+    ``N q_j`` expected copies of item j (``log_expected_count (N,)`` = ``log(N q_j)`` of each
+    pooled item). With pooled items that are in a row's top-K removed,
+    ``sum_{j in pool} exp(v_j / T - log(N q_j))`` is an unbiased estimate of the bucket's
+    unnormalised mass ``sum_{j not in top-K} exp(v_j / T)`` (the logQ correction of
+    :func:`recpress_utils.losses.sampled_softmax`); the student's K + 1 probabilities are
+    normalised with it. A row whose every pooled item is in its top-K has no estimate: its bucket
+    term is left out, and its top-K are normalised among themselves. ``pool_scores`` is
+    modified in place.
+    """
+    if top_scores.shape[0] == 0:
+        return top_scores.sum()
+    z_top = top_scores / temperature
+    z_pool = pool_scores.div_(temperature).sub_(log_expected_count)
+    sorted_items = items.sort(dim=1).values
+    pooled = pool.expand(len(items), -1).contiguous()
+    at = torch.searchsorted(sorted_items, pooled).clamp_(max=items.shape[1] - 1)
+    in_top = sorted_items.gather(1, at) == pooled
+    z_pool.masked_fill_(in_top, torch.finfo(z_pool.dtype).min)  # lowest finite value: no NaN
+    estimated = ~in_top.all(dim=1)
+    log_rest = torch.where(estimated, z_pool.logsumexp(dim=1), torch.full_like(z_top[:, 0], float("-inf")))
+    log_norm = torch.logaddexp(z_top.logsumexp(dim=1), log_rest)
+    return _top_and_rest_kl(z_top - log_norm[:, None], log_rest - log_norm, teacher_logits, rest_lse,
+                            temperature, keep_rest=estimated)
+
+
+def _top_and_rest_kl(log_q_top: Tensor, log_q_rest: Tensor, teacher_logits: Tensor, rest_lse: Tensor,
+                     temperature: float, keep_rest: Tensor | None = None) -> Tensor:
+    """``T^2 * KL(p || q)`` averaged over rows, from the student's log-probabilities of the top-K
+    items and of the bucket; ``p`` from the cached teacher logits and bucket log-mass. Rows where
+    ``keep_rest`` is False (the student's bucket unknown) drop the bucket and renormalise ``p``
+    over the top-K."""
+    z = teacher_logits.to(log_q_top.dtype) / temperature
+    rest_lse = rest_lse.to(log_q_top.dtype)
+    if keep_rest is not None:
+        rest_lse = torch.where(keep_rest, rest_lse, torch.full_like(rest_lse, float("-inf")))
     log_norm = torch.logaddexp(z.logsumexp(dim=1), rest_lse)
     log_p_top, log_p_rest = z - log_norm[:, None], rest_lse - log_norm
     kl_top = (log_p_top.exp() * (log_p_top - log_q_top)).sum(dim=1)

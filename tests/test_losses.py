@@ -216,8 +216,27 @@ def test_new_losses_are_built_by_name_with_their_settings() -> None:
         build_loss("chunked_cross_entropy", seed=0, settings={"n_negatives": 5})
     for name in ("sampled_softmax", "chunked_cross_entropy"):
         check_loss(name, MODELS["sasrec"])
+        check_loss(name, MODELS["baseline"])
         with pytest.raises(ValueError, match="no item_output"):
-            check_loss(name, MODELS["baseline"])
+            check_loss(name, torch.nn.Linear)
+
+
+@pytest.mark.parametrize("name", ["baseline", "mixed_attention", "student"])
+def test_the_paper_models_score_chosen_items_through_their_mlp(name: str) -> None:
+    """The head's MLP, then its last layer: scoring a few items equals those columns of the logits,
+    so the sampled losses and the exact chunked CE train the paper's models too."""
+    torch.manual_seed(0)
+    small = {"baseline": {"emb_dim": 16, "lstm_dim": 16, "mlp_hidden": 12},
+             "mixed_attention": {"n_projections": 0, "emb_dim": 16, "qkv_dim": 16, "max_len": 12, "mlp_hidden": 12},
+             "student": {"emb_dim": 16, "qkv_dim": 16, "n_filters": 8, "max_len": 12, "proj_dim": 16}}
+    model = MODELS[name](N_ITEMS, **small[name]).eval()
+    inputs, targets = tiny_set()
+    hidden = model.hidden(inputs)[targets != 0]
+    items = torch.tensor([1, 4, 7])
+    torch.testing.assert_close(scores_for(model, losses.output_states(model, hidden), items),
+                               model.head(hidden)[:, items])
+    torch.testing.assert_close(chunked_cross_entropy(chunk_items=4)(model, inputs, targets),
+                               full_cross_entropy()(model, inputs, targets))
 
 
 def test_train_counts_are_the_items_table_counts(tiny_prepared) -> None:

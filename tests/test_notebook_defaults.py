@@ -121,7 +121,7 @@ def test_resolve_gives_every_pipeline_job_its_parameters(tmp_path):
 
 
 def test_resolve_keeps_given_values_without_reading_the_config():
-    given = {"temperature": 2.0, "hard_weight": 0.5, "top_k": 100, "seed": 7, "prepared_dir": "p", "teacher_model": "baseline",
+    given = {"temperature": 2.0, "hard_weight": 0.5, "top_k": 100, "negatives": {"n_negatives": 64}, "seed": 7, "prepared_dir": "p", "teacher_model": "baseline",
              "teacher_kwargs": {}, "teacher_checkpoint": "t.pt", "neighbors_path": "", "run_dir": "r",
              "student_kwargs": {"dropout": 0.1}, "train": {}, "threads": 3, "unrelated": 1}
     expected = {k: v for k, v in given.items() if k != "unrelated"}
@@ -239,3 +239,13 @@ def test_benchmark_standalone(pipeline, tmp_path):
     _same_settings(pipeline, out, "benchmark/latency.json",
                    ["threads", "n_requests", "n_items", "runs", "catalogue_scaling.sizes",
                     "catalogue_scaling.repeats"])
+
+
+def test_a_sampled_student_pool_without_the_teacher_cache_is_refused(tmp_path):
+    profile = tmp_path / "pool.yaml"
+    profile.write_text("distill:\n  negatives: {n_negatives: 64}\n")
+    with pytest.raises(ValueError, match="top_k") as error:
+        rc.load_config(profile)
+    assert "pool.yaml" in str(error.value)
+    profile.write_text("distill:\n  top_k: 20\n  negatives: {n_negatives: 64}\n")
+    assert rc.load_config(profile)["distill"]["negatives"] == {"n_negatives": 64}

@@ -1,6 +1,7 @@
 """The teacher's cached top-K (recpress_utils.teacher_cache): prefix keys, the (K + 1)-way KL
 against a hand computation, equality with on-the-fly distillation when K covers every item,
-and a loud error for a prefix the cache never saw."""
+a loud error for a prefix the cache never saw, and the student's sampled bucket (exact with a
+pool of every item, close to exact on average with popularity pools)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ import torch
 
 from recpress_utils.distill import distillation_loss, kd_loss
 from recpress_utils.sequences import Sessions, left_pad, train_batches
-from recpress_utils.teacher_cache import build_teacher_cache, cached_kd_loss, prefix_keys
+from recpress_utils.losses import PopularityPool, output_states, sampled_softmax_loss
+from recpress_utils.teacher_cache import build_teacher_cache, cached_kd_loss, prefix_keys, sampled_cached_kd_loss
 from tests.test_distill import N_ITEMS, batch, logits, models
 
 
@@ -98,3 +100,86 @@ def test_a_prefix_outside_the_cache_is_an_error() -> None:
         distillation_loss(teacher, 2.0, cache=cache)
     with pytest.raises(ValueError, match="nothing to cache"):
         build_teacher_cache(teacher, Sessions([np.array([3])], [np.ones(1, dtype=np.int8)]), 5, 1.0, progress=False)
+
+
+def _cached_case(seed: int, k: int = 3, temperature: float = 2.0, n_items: int = 9):
+    """Student and teacher logits (padding column 0) and the teacher's top-K cache of them."""
+    v, z = logits(seed, rows=4, n_items=n_items), logits(seed + 1, rows=4, n_items=n_items)
+    top = z[:, 1:].topk(k, dim=1)
+    rest = (z[:, 1:] / temperature).scatter(1, top.indices, float("-inf")).logsumexp(1)
+    return v, top.indices + 1, top.values, rest
+
+
+def test_a_pool_of_every_item_once_gives_the_exact_cached_loss() -> None:
+    """With each item pooled once and N q_j = 1 the bucket's estimate is its exact mass."""
+    v, items, values, rest = _cached_case(11)
+    pool = torch.arange(1, v.shape[1])
+    value = sampled_cached_kd_loss(v.gather(1, items), items, v[:, pool].clone(), pool,
+                                   torch.zeros(len(pool), dtype=v.dtype), values, rest, 2.0)
+    torch.testing.assert_close(value, cached_kd_loss(v, items, values, rest, 2.0))
+
+
+def test_popularity_pools_estimate_the_cached_loss() -> None:
+    """Averaged over pools drawn by popularity, the logQ-corrected estimate lands near the exact
+    loss (the log of an unbiased estimate is biased low by O(1/N); 2,000 draws here)."""
+    n_items = 41
+    v, items, values, rest = _cached_case(12, k=5, n_items=n_items)
+    exact = cached_kd_loss(v, items, values, rest, 2.0).item()
+    pool = PopularityPool(torch.arange(n_items, 0, -1).double(), n_negatives=2000, uniform_mix=0.1, seed=0)
+    estimates = []
+    for _ in range(20):
+        drawn = pool.draw()
+        estimates.append(sampled_cached_kd_loss(v.gather(1, items), items, v[:, drawn].clone(), drawn,
+                                                pool.log_expected_count[drawn].double(), values, rest, 2.0).item())
+    assert abs(np.mean(estimates) - exact) < 0.03 * exact, (np.mean(estimates), exact)
+
+
+def test_a_row_whose_pool_lies_in_its_top_k_drops_the_bucket_with_finite_gradients() -> None:
+    v, items, values, rest = _cached_case(13)
+    v.requires_grad_()
+    pool = items[0].clone()  # row 0: every pooled item is one of its top-K
+    value = sampled_cached_kd_loss(v.gather(1, items), items, v[:, pool], pool,
+                                   torch.zeros(len(pool), dtype=v.dtype), values, rest, 2.0)
+    value.backward()
+    assert torch.isfinite(value) and torch.isfinite(v.grad[:, 1:]).all()
+
+
+def test_distilling_with_a_sampled_student_pool_lowers_the_exact_cached_loss() -> None:
+    student, teacher = models(4)
+    train = windows(4, n=60)
+    cache = build_teacher_cache(teacher, train, top_k=5, temperature=1.0, progress=False)
+    pool = PopularityPool(torch.ones(N_ITEMS), n_negatives=8, seed=0)
+    sampled = distillation_loss(teacher, 1.0, cache=cache, pool=pool)
+    exact = distillation_loss(teacher, 1.0, cache=cache)
+    assert sampled.generator is pool.generator  # saved in checkpoints: an exact resume
+    batches = list(train_batches(train, 16, torch.Generator().manual_seed(0)))
+    with torch.no_grad():
+        before = sum(exact(student, i, t).item() for i, t in batches)
+    student.train()
+    optimiser = torch.optim.Adam(student.parameters(), lr=0.01)
+    for _ in range(15):
+        for inputs, targets in batches:
+            optimiser.zero_grad()
+            sampled(student, inputs, targets).backward()
+            optimiser.step()
+    student.eval()
+    with torch.no_grad():
+        after = sum(exact(student, i, t).item() for i, t in batches)
+    assert after < 0.8 * before, (before, after)
+    with pytest.raises(ValueError, match="needs the teacher cache"):
+        distillation_loss(teacher, 1.0, pool=pool)
+
+
+def test_the_hard_term_with_a_pool_is_the_sampled_softmax_over_the_same_pool() -> None:
+    student, teacher = models(5)
+    train = windows(5)
+    cache = build_teacher_cache(teacher, train, top_k=4, temperature=1.0, progress=False)
+    inputs, targets = next(iter(train_batches(train, 16, torch.Generator().manual_seed(0))))
+    pools = [PopularityPool(torch.ones(N_ITEMS), n_negatives=8, seed=3) for _ in range(3)]
+    kd = distillation_loss(teacher, 1.0, cache=cache, pool=pools[0])(student, inputs, targets)
+    both = distillation_loss(teacher, 1.0, cache=cache, pool=pools[1], hard_weight=0.5)(student, inputs, targets)
+    negatives = pools[2].draw()
+    mask = targets != 0
+    hard = sampled_softmax_loss(student, output_states(student, student.hidden(inputs)[mask]), targets[mask],
+                                negatives, pools[2].log_expected_count)
+    torch.testing.assert_close(both, kd + 0.5 * hard)

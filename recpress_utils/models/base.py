@@ -53,6 +53,16 @@ class SequentialRecommender(nn.Module, ABC):
         """Logits ``(..., n_items)`` of hidden states ``(..., head_in)``, padding column at -inf."""
         return self.mask_padding_logit(self.output(h))
 
+    def output_states(self, h: Tensor) -> Tensor:
+        """The head's MLP up to its last layer: the states ``(..., mlp_hidden)`` that meet the
+        item output vectors, so ``head(h)`` is ``output_states(h) @ W.T + b``."""
+        return self.output[:-1](h)
+
+    def item_output(self) -> tuple[Tensor, Tensor | None]:
+        """Output vectors ``(n_items, mlp_hidden)`` and bias ``(n_items,)`` of the head's last layer:
+        what the sampled losses score a few items with (:mod:`recpress_utils.losses`)."""
+        return self.output[-1].weight, self.output[-1].bias
+
     def forward(self, items: Tensor) -> Tensor:
         """Logits ``(B, L, n_items)`` at every position: the next-item scores after each prefix."""
         return self.head(self.hidden(items))

@@ -18,6 +18,7 @@ rule distill:
             temperature=float(wildcards.temperature),
             hard_weight=config["distill"]["hard_weight"],
             top_k=config["distill"]["top_k"],
+            negatives=config["distill"]["negatives"],
             seed=int(wildcards.seed),
             prepared_dir=f"{OUT}/prepared",
             teacher_model=model_spec(TEACHER_MODEL).architecture,
