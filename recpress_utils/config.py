@@ -66,7 +66,7 @@ def load_config(profile: str | Path | None = None, overrides: Mapping[str, Any] 
 #: over one (``yoochoose1_64-losses``) gets its own folder. The default profile's digest and page
 #: go to ``reports/<dataset>/`` too; the front page, ``reports/index.html``, links them all.
 PUBLISHED_PROFILES = ("config/diginetica.yaml", "config/yoochoose1_64.yaml", "config/ml-1m.yaml",
-                      "config/yoochoose1_64-losses.yaml")
+                      "config/ml-100k.yaml", "config/yoochoose1_64-losses.yaml")
 
 
 def published_profile(cfg: Mapping[str, Any]) -> str | None:

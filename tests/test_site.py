@@ -18,7 +18,7 @@ def digests():
     """The synthetic digest, a peers-only one (Diginetica) and two datasets without a digest."""
     synthetic = load_digest(REPO_ROOT / "reports" / "synthetic")
     peers = load_digest(REPO_ROOT / "reports" / "diginetica")
-    return {"synthetic": synthetic, "diginetica": peers, "yoochoose1_64": None, "ml-1m": None}
+    return {"synthetic": synthetic, "diginetica": peers, "yoochoose1_64": None, "ml-1m": None, "ml-100k": None}
 
 
 def test_every_cell_has_a_verdict_and_the_judged_column_is_the_claims_table(digests):
@@ -42,7 +42,7 @@ def test_counts_and_summary_say_what_was_found_and_what_waits(digests):
         if judged[verdict]:
             claims = ", ".join(table.index[table["verdict"] == verdict])
             assert f"{judged[verdict]} {verdict} ({claims})" in text
-    assert "Diginetica, Yoochoose 1/64, MovieLens-1M the paper's models have not run yet" in text
+    assert "Diginetica, Yoochoose 1/64, MovieLens-1M, MovieLens-100k the paper's models have not run yet" in text
     assert site.summary({"ml-1m": None}).endswith(
         "On MovieLens-1M the paper's models have not run yet: those pages compare the peers with their published numbers.")
 

@@ -177,7 +177,8 @@ def convergence(runs: pd.DataFrame, epoch_cap: Mapping[str, int]) -> pd.DataFram
 
 #: What the README's table of real-data results lists: the committed digest folders of the profiles,
 #: in the README's order (a profile's folder is named after it).
-README_FOLDERS = ("reports/yoochoose1_64", "reports/yoochoose1_64-losses", "reports/diginetica", "reports/ml-1m")
+README_FOLDERS = ("reports/yoochoose1_64", "reports/yoochoose1_64-losses", "reports/diginetica", "reports/ml-1m",
+                "reports/ml-100k")
 
 
 def _committed_digests(folders: tuple[str, ...]) -> Iterator[tuple[str, Any]]:

@@ -25,6 +25,7 @@ SITE_DATASETS: dict[str, str] = {
     "diginetica": "Diginetica",
     "yoochoose1_64": "Yoochoose 1/64",
     "ml-1m": "MovieLens-1M",
+    "ml-100k": "MovieLens-100k",
 }
 NOT_RUN = "not run"
 #: Cell background per verdict (GitHub's diff palette: readable in print and for most colour vision).
