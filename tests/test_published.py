@@ -139,3 +139,11 @@ def test_a_missed_bar_is_red_in_the_report_and_says_what_was_tried():
     met = published.bars(_runs("sasrec", "SASRec", **{"HR@20": [0.51] * 3, "MRR@20": [0.18] * 3}), "diginetica")
     assert "#c00000" not in published.styled_bars(met).to_html()
     assert (met.loc[met["peer"] == "sasrec", "tried"] == "").all()
+
+
+def test_a_profile_with_fewer_seeds_says_why_from_what_a_seed_cost():
+    runs = pd.DataFrame({"seed": [42, 42], "group": ["sasrec", "gru4rec"], "train_seconds": [13612.0, 8512.0]})
+    note = published.seeds_note(runs)
+    assert note.startswith("1 seed (42), not 3") and "6.1 h" in note and "no interval exists" in note
+    three = pd.DataFrame({"seed": [42, 43, 44], "group": ["sasrec"] * 3, "train_seconds": [1.0] * 3})
+    assert published.seeds_note(three) is None

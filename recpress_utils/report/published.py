@@ -27,6 +27,20 @@ def headline(protocol: str) -> tuple[str, str]:
     return HEADLINE.get(protocol, HEADLINE["leave_one_out"])
 
 
+def seeds_note(runs: pd.DataFrame, wanted: int = 3) -> str | None:
+    """Why a profile ran fewer than ``wanted`` seeds, from what one seed cost (None when it ran
+    them all): the budget rule keeps the published settings and runs fewer seeds, rather than
+    quietly cheaper settings, and a reader must see that no interval exists then."""
+    seeds = sorted(runs["seed"].unique())
+    if len(seeds) >= wanted:
+        return None
+    hours = runs.groupby("seed")["train_seconds"].sum().max() / 3600
+    return (f"{len(seeds)} seed{'s' if len(seeds) > 1 else ''} ({', '.join(map(str, seeds))}), not {wanted}: one seed's "
+            f"models trained for {hours:.1f} h in all (one core per job), so this profile runs fewer seeds at its full "
+            f"settings rather than {wanted} at cheaper ones; {'no interval exists' if len(seeds) == 1 else 'intervals are wide'}, "
+            f"and a difference between models is a single measurement, not a verdict.")
+
+
 def published(dataset: str) -> list[dict[str, Any]]:
     """The published rows for ``dataset`` (model, metrics as fractions, source; ``ours``: the
     config model it compares with)."""
