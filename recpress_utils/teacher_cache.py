@@ -240,7 +240,6 @@ def benchmark_distillation(prepared_dir: str, neighbors_path: str | None = None,
 
 if __name__ == "__main__":
     import argparse
-    import json
 
     parser = argparse.ArgumentParser(description="Seconds per distillation epoch: on the fly vs cached top-K.")
     parser.add_argument("prepared_dir", help="a prepared dataset, e.g. results/yoochoose1_64/prepared")

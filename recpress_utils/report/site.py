@@ -108,8 +108,8 @@ def matrix_html(digests: dict[str, Digest | None]) -> str:
             tds.append(f'<td class="verdict" data-verdict="{cell["verdict"]}" '
                        f'style="{_TD}background:{COLOURS[cell["verdict"]]}">{link(folder, text, anchor)}</td>')
         rows.append(f'<tr><th style="{_TH}"><b>{claim}</b> {html.escape(statement)}</th>{"".join(tds)}</tr>')
-    return (f'<table class="claims-matrix" style="border-collapse:collapse;table-layout:fixed;width:100%;'
-            f'max-width:1200px;font-size:13px"><colgroup><col style="width:24%">'
+    return ('<table class="claims-matrix" style="border-collapse:collapse;table-layout:fixed;width:100%;'
+            'max-width:1200px;font-size:13px"><colgroup><col style="width:24%">'
             + "".join('<col>' for _ in digests) + '</colgroup>'
             f'<thead><tr><th style="{_TH}">claim (paper)</th>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>')
 
