@@ -93,7 +93,6 @@ def test_spec_overrides_the_shared_training_settings():
     ("nosuch", {}, "unknown architecture 'nosuch'"),
     ("sasrec", {"los": "bce_one_negative"}, "unknown key"),
     ("sasrec", {"loss": "bpr"}, "unknown loss 'bpr'"),
-    ("baseline", {"loss": "bce_one_negative"}, "no item_output"),
     ("bert4rec", {"loss": "cross_entropy"}, "BERT4Rec trains only with it"),
     ("sasrec", {"loss": "masked_item"}, "BERT4Rec"),
     ("gru4rec", {"loss": "counts"}, "count-based"),
@@ -101,6 +100,13 @@ def test_spec_overrides_the_shared_training_settings():
 def test_spec_rejects_bad_entries(name, entry, message):
     with pytest.raises(ValueError, match=message):
         ModelSpec.from_config(name, entry)
+
+
+def test_the_paper_models_take_the_sampled_losses():
+    """They expose their item output vectors (the head's last layer), so a large catalogue can
+    train them with sampled negatives (a model without them is refused: tests/test_losses.py)."""
+    for name in ("baseline", "mixed_attention", "student"):
+        assert ModelSpec.from_config(name, {"loss": "sampled_softmax"}).loss == "sampled_softmax"
 
 
 @pytest.mark.parametrize("name, entry", [
