@@ -12,21 +12,17 @@ import random
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from tqdm import tqdm
 
 from recpress_utils.io import atomic_path
+from recpress_utils.losses import LossFn, full_cross_entropy
 from recpress_utils.metrics import MetricAccumulator
 from recpress_utils.sequences import Sessions, TargetMode, eval_examples, train_batches, training_windows
 from recpress_utils.settings import Settings
-
-#: loss(model, inputs (B, L), targets (B, L) with 0 = no target) -> scalar tensor
-LossFn = Callable[[torch.nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
-
 
 @dataclass(frozen=True)
 class TrainConfig(Settings):
@@ -86,19 +82,6 @@ def pick_device(preference: str = "auto") -> torch.device:
     if preference == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(preference)
-
-
-def next_item_loss(positions: Literal["all", "last"] = "all") -> LossFn:
-    """Cross-entropy over all items with the true next item, at every position or the last."""
-
-    def loss(model: torch.nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        hidden = model.hidden(inputs)
-        if positions == "last":
-            return F.cross_entropy(model.head(hidden[:, -1]), targets[:, -1])
-        mask = targets != 0
-        return F.cross_entropy(model.head(hidden[mask]), targets[mask])
-
-    return loss
 
 
 @torch.inference_mode()
@@ -171,8 +154,15 @@ def fit(
     """
     device = pick_device(cfg.device)
     model.to(device)
-    loss_fn = loss_fn or next_item_loss(cfg.loss_positions)
-    optimiser = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    loss_fn = loss_fn or full_cross_entropy(cfg.loss_positions)
+    # A loss with parameters of its own (a distillation method's regressor, a peer trained online)
+    # trains, switches mode and is checkpointed with the model.
+    loss_module = loss_fn if isinstance(loss_fn, torch.nn.Module) else None
+    parameters = list(model.parameters())
+    if loss_module is not None:
+        loss_module.to(device)
+        parameters += [p for p in loss_module.parameters() if p.requires_grad]
+    optimiser = torch.optim.AdamW(parameters, lr=cfg.lr, weight_decay=cfg.weight_decay)
     generator = torch.Generator().manual_seed(seed)
     history: list[dict[str, float]] = []
     best_score, best_epoch, best_state, since_best = -1.0, 0, copy.deepcopy(model.state_dict()), 0
@@ -181,11 +171,15 @@ def fit(
     started = time.perf_counter()
     key = {"settings": asdict(cfg), "seed": seed, "keep_last": keep_last, "train_sequences": len(train),
            "parameters": count_parameters(model)}
-    generators = {"batches": generator, "loss": getattr(loss_fn, "generator", None)}
+    if loss_module is not None:
+        key["loss_parameters"] = count_parameters(loss_module)
+    generators = {"batches": generator, **loss_generators(loss_fn)}
     start_epoch, elapsed = 1, 0.0
     state = _load_checkpoint(checkpoint, key)
     if state is not None:
         model.load_state_dict(state["model"])
+        if loss_module is not None:
+            loss_module.load_state_dict(state["loss"])
         optimiser.load_state_dict(state["optimiser"])
         _set_rng_states(state["rng"], generators)
         history, best_state = state["history"], state["best_state"]
@@ -198,6 +192,8 @@ def fit(
     for epoch in range(start_epoch, cfg.epochs + 1):
         epoch_start = time.perf_counter()
         model.train()
+        if loss_module is not None:
+            loss_module.train()
         total, count = 0.0, 0
         bar = tqdm(train_batches(train, cfg.batch_size, generator, cfg.max_len), total=n_batches,
                    desc=f"epoch {epoch}", leave=False, disable=not progress)
@@ -225,6 +221,7 @@ def fit(
             _save_checkpoint(checkpoint, {
                 "key": key, "epoch": epoch, "stopped": stop, "elapsed": time.perf_counter() - started,
                 "model": model.state_dict(), "optimiser": optimiser.state_dict(),
+                **({"loss": loss_module.state_dict()} if loss_module is not None else {}),
                 "rng": _rng_states(generators), "history": history, "best_state": best_state,
                 "best_score": best_score, "best_epoch": best_epoch, "since_best": since_best})
         if stop:
@@ -233,6 +230,15 @@ def fit(
     if checkpoint is not None and not keep_checkpoint:
         Path(checkpoint).unlink(missing_ok=True)
     return FitResult(history, best_epoch, best_state, time.perf_counter() - started)
+
+
+def loss_generators(loss_fn: LossFn) -> dict[str, torch.Generator]:
+    """The random generators a loss draws from, by name, for checkpoints: a plain loss's
+    ``generator`` (negatives, masks) as ``loss``; a distillation method's own and its base loss's."""
+    own = getattr(loss_fn, "generator", None)
+    base = getattr(loss_fn, "base_loss", None)
+    named = {"loss": own, "base_loss": getattr(base, "generator", None) if base is not None else None}
+    return {name: g for name, g in named.items() if g is not None}
 
 
 def _rng_states(generators: dict[str, torch.Generator | None]) -> dict[str, Any]:

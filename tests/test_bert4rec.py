@@ -7,13 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from recpress_utils.models.bert4rec import (
-    BERT4Rec,
-    mask_batch,
-    mask_last,
-    masked_item_loss,
-    sessions_from_batch,
-)
+from recpress_utils.losses.masked_item import mask_batch, mask_last, masked_item_loss, sessions_from_batch
+from recpress_utils.models.bert4rec import BERT4Rec
 from recpress_utils.sequences import PAD, Sessions, left_pad, train_batches
 from recpress_utils.train import count_parameters
 

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from recpress_utils import losses
+from recpress_utils.losses import full, sampled
 from recpress_utils.losses import (build_loss, check_loss, chunked_cross_entropy, full_cross_entropy,
                                    popularity_distribution, sampled_softmax, sampled_softmax_loss,
                                    scores_for)
@@ -112,7 +113,7 @@ def test_sampled_softmax_draws_one_popularity_pool_per_batch(monkeypatch) -> Non
             pools.append(item_ids.clone())
         return scores_for(model_, hidden, item_ids)
 
-    monkeypatch.setattr(losses, "scores_for", spy)
+    monkeypatch.setattr(sampled, "scores_for", spy)
     loss_fn = sampled_softmax(counts, n_negatives=64, uniform_mix=0.3, seed=5)
     values = [loss_fn(model, inputs, targets) for _ in range(300)]
     assert len(pools) == 300 and all(p.shape == (64,) for p in pools)
@@ -178,7 +179,7 @@ def test_chunked_ce_never_holds_more_than_a_chunk_of_logits(monkeypatch) -> None
     model = make("gru4rec")
     inputs, targets = tiny_set()
     widths = []
-    chunks = losses._item_chunks
+    chunks = full._item_chunks
 
     def spy(*args):
         for start, logits in chunks(*args):
@@ -188,7 +189,7 @@ def test_chunked_ce_never_holds_more_than_a_chunk_of_logits(monkeypatch) -> None
     def no_head(*_):
         raise AssertionError("the chunked CE must not compute all logits at once")
 
-    monkeypatch.setattr(losses, "_item_chunks", spy)
+    monkeypatch.setattr(full, "_item_chunks", spy)
     monkeypatch.setattr(model, "head", no_head)
     chunked_cross_entropy(chunk_items=8)(model, inputs, targets).backward()
     # items 1..30 (padding never scored) in chunks of 8, once forward and once backward

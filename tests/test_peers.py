@@ -72,10 +72,11 @@ def test_sasrec_shares_input_and_output_item_embeddings() -> None:
     assert model.item_emb.weight.grad[9].abs().sum() > 0  # output-side gradient for unseen item
 
 
-def test_gru4rec_reuses_the_baseline_padding_helper() -> None:
+def test_recurrent_models_share_one_padding_helper() -> None:
     import recpress_utils.models.baseline as baseline
     import recpress_utils.models.gru4rec as gru4rec
-    assert gru4rec._shift_rows is baseline._shift_rows
+    from recpress_utils.models.layers import shift_rows
+    assert gru4rec.shift_rows is baseline.shift_rows is shift_rows
 
 
 def test_popularity_ranks_by_count_ties_by_index() -> None:
@@ -178,7 +179,7 @@ def test_bce_uses_exactly_one_negative_per_positive_and_no_full_logits(monkeypat
     def no_head(*_):
         raise AssertionError("BCE must not compute logits over all items")
 
-    monkeypatch.setattr(losses, "scores_for", spy)
+    monkeypatch.setattr(losses.sampled, "scores_for", spy)
     monkeypatch.setattr(model, "head", no_head)
     for _ in range(20):
         value = bce_one_negative(seed=len(calls))(model, inputs, targets)

@@ -14,7 +14,8 @@ from recpress_utils.models import MODELS, build_model, uses_kg
 from recpress_utils.models.mixed_attention import MixedAttention
 from recpress_utils.models.student import Student
 from recpress_utils.sequences import Sessions, left_pad
-from recpress_utils.train import TrainConfig, count_parameters, fit, next_item_loss
+from recpress_utils.losses import full_cross_entropy
+from recpress_utils.train import TrainConfig, count_parameters, fit
 from tests.conftest import assert_causal
 
 N_ITEMS = 31
@@ -37,7 +38,7 @@ def padded_batch(seed: int, lengths: tuple[int, ...], width: int) -> torch.Tenso
 def test_registered_with_paper_defaults() -> None:
     assert MODELS["student"] is Student
     model = build_model("student", N_ITEMS)
-    assert model.n_heads == 2 and model.head_dim == 32 and model.emb_dim == 64
+    assert model.n_heads == 2 and model.qkv.out_features == 3 * 64 and model.emb_dim == 64
     assert model.kernel_sizes == (1, 2, 3)
     assert all(c.stride == (1,) and c.in_channels == 64 and c.out_channels == 64
                for c in model.convs)
@@ -151,7 +152,7 @@ def test_distillation_moves_the_student_toward_the_teacher() -> None:
     train, valid = _pattern_sessions(0, 256), _pattern_sessions(1, 64)
     cfg = TrainConfig(epochs=6, batch_size=32, lr=1e-2, patience=10, device="cpu")
     teacher = MixedAttention(N_ITEMS, **TINY_TEACHER)
-    fit(teacher, train, valid, cfg, seed=0, loss_fn=next_item_loss("all"), progress=False)
+    fit(teacher, train, valid, cfg, seed=0, loss_fn=full_cross_entropy("all"), progress=False)
     teacher_state = {k: v.clone() for k, v in teacher.state_dict().items()}
 
     student = tiny_student(seed=1)

@@ -2,18 +2,11 @@
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor, nn
 
 from recpress_utils.models.base import SequentialRecommender
+from recpress_utils.models.layers import shift_rows
 from recpress_utils.sequences import PAD
-
-
-def _shift_rows(x: Tensor, shift: Tensor) -> Tensor:
-    """Rotate each row of ``x`` (B, L, ...) left by ``shift[b]`` positions along dim 1."""
-    length = x.shape[1]
-    index = (torch.arange(length, device=x.device) + shift[:, None]) % length
-    return x.gather(1, index.view(*index.shape, *([1] * (x.dim() - 2))).expand_as(x))
 
 
 class LSTMBaseline(SequentialRecommender):
@@ -36,5 +29,5 @@ class LSTMBaseline(SequentialRecommender):
     def hidden(self, items: Tensor) -> Tensor:
         padded = items == PAD
         n_pad = padded.sum(dim=1)
-        states, _ = self.lstm(self.item_emb(_shift_rows(items, n_pad)))
-        return _shift_rows(states, -n_pad).masked_fill(padded[..., None], 0.0)
+        states, _ = self.lstm(self.item_emb(shift_rows(items, n_pad)))
+        return shift_rows(states, -n_pad).masked_fill(padded[..., None], 0.0)

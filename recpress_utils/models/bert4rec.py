@@ -31,21 +31,8 @@ on later positions; that is by design. The guarantees that matter are that evalu
 never contain the target (the evaluation code drops it) and that training never shows a
 masked target (:func:`mask_batch` replaces it by [mask]).
 
-Training (:func:`masked_item_loss`): the shared loop gives ``inputs = s[:-1]`` and
-``targets = s[1:]``; the full session is rebuilt as the targets preceded by the first item
-(:func:`sessions_from_batch`).
-Two variants of every session are scored in one batch:
-
-* the cloze task of the paper: each real item is replaced by [mask] with probability
-  ``mask_prob`` (at least one per non-empty session, padding never);
-* only the last item masked: the BERT4Rec paper (Sec. 3.6) adds these samples to match the
-  inference task (predicting an appended [mask] at the end); ``last_item_variant=False``
-  gives the pure cloze recipe.
-
-The loss is the full cross-entropy over all items at every masked position, averaged over the
-masked positions of the batch (the paper averages per user first; with one last-item sample
-per session the difference is small). Masking uses a ``torch.Generator`` seeded when the loss
-is built, so a run is deterministic.
+Training: the cloze loss of :mod:`recpress_utils.losses.masked_item` (``loss: masked_item``),
+the model's default and only loss.
 """
 
 from __future__ import annotations
@@ -55,8 +42,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from recpress_utils.models.base import SequentialRecommender
+from recpress_utils.models.layers import PositionEmbedding, split_heads
 from recpress_utils.sequences import PAD
-from recpress_utils.train import LossFn
 
 
 class _Block(nn.Module):
@@ -65,7 +52,6 @@ class _Block(nn.Module):
     def __init__(self, dim: int, n_heads: int, ffn_dim: int, dropout: float) -> None:
         super().__init__()
         self.n_heads = n_heads
-        self.head_dim = dim // n_heads
         self.attn_dropout = dropout
         self.qkv = nn.Linear(dim, 3 * dim)
         self.proj = nn.Linear(dim, dim)
@@ -76,8 +62,7 @@ class _Block(nn.Module):
 
     def forward(self, x: Tensor, mask: Tensor) -> Tensor:
         b, length, dim = x.shape
-        qkv = self.qkv(x).view(b, length, 3, self.n_heads, self.head_dim).permute(2, 0, 3, 1, 4)
-        q, k, v = qkv.unbind(0)  # each (B, H, L, d)
+        q, k, v = split_heads(self.qkv(x), self.n_heads).unbind(0)  # each (B, H, L, d)
         attended = F.scaled_dot_product_attention(
             q, k, v, attn_mask=mask, dropout_p=self.attn_dropout if self.training else 0.0)
         attended = self.proj(attended.transpose(1, 2).reshape(b, length, dim))
@@ -109,8 +94,7 @@ class BERT4Rec(SequentialRecommender):
         self.tied_head = tied_head
         # One extra row beyond the catalogue: the [mask] token.
         self.item_emb = nn.Embedding(n_items + 1, emb_dim, padding_idx=PAD)
-        # Position 0 is padding; positions past max_len share the last embedding.
-        self.pos_emb = nn.Embedding(max_len + 1, emb_dim, padding_idx=0)
+        self.pos_emb = PositionEmbedding(max_len, emb_dim)
         self.emb_norm = nn.LayerNorm(emb_dim)
         self.dropout = nn.Dropout(dropout)
         self.blocks = nn.ModuleList(_Block(emb_dim, n_heads, ffn_dim, dropout)
@@ -125,8 +109,7 @@ class BERT4Rec(SequentialRecommender):
     def hidden(self, items: Tensor) -> Tensor:
         """Bidirectional states ``(B, L, emb_dim)``; items may contain :attr:`mask_id`."""
         real = items != PAD
-        positions = (real.cumsum(dim=1) * real).clamp(max=self.max_len)
-        x = self.dropout(self.emb_norm(self.item_emb(items) + self.pos_emb(positions)))
+        x = self.dropout(self.emb_norm(self.item_emb(items) + self.pos_emb(items)))
         length = items.shape[1]
         itself = torch.eye(length, dtype=torch.bool, device=items.device)
         mask = real[:, None, None, :] | itself  # (B, 1, L, L): padded keys hidden, no causality
@@ -152,80 +135,4 @@ class BERT4Rec(SequentialRecommender):
         return self.head(self.hidden(self.append_mask(items))[:, -1])
 
 
-
-# -- masking and loss -------------------------------------------------------------------------
-def mask_batch(items: Tensor, generator: torch.Generator, mask_id: int,
-               mask_prob: float = 0.2) -> tuple[Tensor, Tensor]:
-    """Cloze masking of left-padded sessions ``items`` ``(B, L)``.
-
-    Each real item is replaced by ``mask_id`` with probability ``mask_prob``; a non-empty
-    session with none drawn gets one random real item masked. Returns ``(masked_inputs,
-    targets)``, both ``(B, L)``: targets hold the original item at masked positions and 0
-    elsewhere, so every position with a target shows [mask] in the input. Random numbers are
-    drawn on the CPU from ``generator`` (deterministic for a seed, whatever the device).
-    """
-    if not 0.0 < mask_prob <= 1.0:
-        raise ValueError(f"mask_prob must be in (0, 1], got {mask_prob}")
-    real = (items != PAD).cpu()
-    draws = torch.rand(items.shape, generator=generator)
-    masked = (draws < mask_prob) & real
-    # Rows with real items but nothing masked: mask the real item with the highest draw.
-    missing = real.any(dim=1) & ~masked.any(dim=1)
-    if missing.any():
-        pick = draws.masked_fill(~real, -1.0).argmax(dim=1)
-        masked[missing, pick[missing]] = True
-    masked = masked.to(items.device)
-    return (items.masked_fill(masked, mask_id),
-            items.masked_fill(~masked, PAD))
-
-
-def mask_last(items: Tensor, mask_id: int) -> tuple[Tensor, Tensor]:
-    """Only the last item of each left-padded session masked: ``(masked_inputs, targets)``."""
-    masked = torch.zeros_like(items, dtype=torch.bool)
-    masked[:, -1] = items[:, -1] != PAD
-    return items.masked_fill(masked, mask_id), items.masked_fill(~masked, PAD)
-
-
-def sessions_from_batch(inputs: Tensor, targets: Tensor) -> Tensor:
-    """The sessions ``(B, L + 1)``, left-padded, behind a next-item batch (``inputs = s[:-1]``,
-    ``targets = s[1:]``, both left-padded to ``L``): the targets preceded by the session's first
-    item in the window, which is the input just before the first target's column."""
-    n_targets = (targets != PAD).sum(dim=1, keepdim=True)
-    first_col = (inputs.shape[1] - n_targets).clamp(max=inputs.shape[1] - 1)  # same in both
-    first = inputs.gather(1, first_col).masked_fill(n_targets == 0, PAD)
-    full = torch.cat([torch.zeros_like(inputs[:, :1]), targets], dim=1)
-    return full.scatter(1, first_col, first)
-
-
-def masked_item_loss(mask_prob: float = 0.2, seed: int = 0,
-                     last_item_variant: bool = True) -> LossFn:
-    """BERT4Rec's cloze loss for :func:`recpress_utils.train.fit` (see the module docstring).
-
-    Cross-entropy over all items at the masked positions of each session, plus (by default)
-    at the last position of a copy with only the last item masked. Sessions longer than the
-    model's ``max_len`` keep their latest items.
-    """
-    if not 0.0 < mask_prob <= 1.0:
-        raise ValueError(f"mask_prob must be in (0, 1], got {mask_prob}")
-    generator = torch.Generator().manual_seed(seed)
-
-    def loss(model: torch.nn.Module, inputs: Tensor, targets: Tensor) -> Tensor:
-        if not isinstance(model, BERT4Rec):
-            raise TypeError(f"masked_item_loss needs a BERT4Rec model, got {type(model).__name__}")
-        sessions = sessions_from_batch(inputs, targets)[:, -model.max_len:]
-        masked_inputs, masked_targets = mask_batch(sessions, generator, model.mask_id, mask_prob)
-        if last_item_variant:
-            last_inputs, last_targets = mask_last(sessions, model.mask_id)
-            masked_inputs = torch.cat([masked_inputs, last_inputs])
-            masked_targets = torch.cat([masked_targets, last_targets])
-        hidden = model.hidden(masked_inputs)
-        where = masked_targets != PAD
-        if not where.any():  # only empty sessions: nothing to predict
-            return hidden.sum() * 0.0
-        return F.cross_entropy(model.head(hidden[where]), masked_targets[where])
-
-    loss.generator = generator  # its state is saved in training checkpoints (exact resume)
-    return loss
-
-
-__all__ = ["BERT4Rec", "mask_batch", "mask_last", "masked_item_loss", "sessions_from_batch"]
+__all__ = ["BERT4Rec"]

@@ -7,8 +7,8 @@ baseline (the same recurrent core, only the MLP head dropped) and still works wi
 losses in :mod:`recpress_utils.losses` through :meth:`GRU4Rec.item_output`.
 
 Left padding is handled exactly as in :class:`~recpress_utils.models.baseline.LSTMBaseline`
-(and with its helper): rows are rotated to right padding, run, rotated back, and the states
-at padded positions are zeroed.
+(:func:`~recpress_utils.models.layers.shift_rows`): rows are rotated to right padding, run, rotated
+back, and the states at padded positions are zeroed.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from recpress_utils.models.base import SequentialRecommender
-from recpress_utils.models.baseline import _shift_rows
+from recpress_utils.models.layers import shift_rows
 from recpress_utils.sequences import PAD
 
 
@@ -33,8 +33,8 @@ class GRU4Rec(SequentialRecommender):
     def hidden(self, items: Tensor) -> Tensor:
         padded = items == PAD
         n_pad = padded.sum(dim=1)
-        states, _ = self.gru(self.dropout(self.item_emb(_shift_rows(items, n_pad))))
-        states = _shift_rows(states, -n_pad).masked_fill(padded[..., None], 0.0)
+        states, _ = self.gru(self.dropout(self.item_emb(shift_rows(items, n_pad))))
+        states = shift_rows(states, -n_pad).masked_fill(padded[..., None], 0.0)
         return self.dropout(states)
 
     def item_output(self) -> tuple[Tensor, Tensor | None]:

@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from recpress_utils.models.base import SequentialRecommender
+from recpress_utils.models.layers import PositionEmbedding, attention_probs, split_heads
 from recpress_utils.sequences import PAD
 
 
@@ -48,10 +49,8 @@ class MixedAttention(SequentialRecommender):
                          mlp_hidden=mlp_hidden, dropout=dropout)
         self.n_projections = n_projections
         self.n_heads = n_heads
-        self.head_dim = qkv_dim // n_heads
         self.max_len = max_len
-        # Position 0 is padding; positions past max_len share the last embedding.
-        self.pos_emb = nn.Embedding(max_len + 1, emb_dim, padding_idx=0)
+        self.pos_emb = PositionEmbedding(max_len, emb_dim)
         self.self_qkv = nn.Linear(emb_dim, 3 * qkv_dim)
         self.kg_qkv = nn.ModuleList(nn.Linear(emb_dim, 3 * qkv_dim) for _ in range(n_projections))
         self.kg_weight_scale = nn.Parameter(torch.ones(n_projections, n_heads))
@@ -79,11 +78,18 @@ class MixedAttention(SequentialRecommender):
         return (self.neighbor_index[:, items].movedim(0, -2),
                 self.neighbor_weight[:, items].movedim(0, -2))
 
+    def _self_qkv(self, items: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Per-head queries, keys and values ``(B, H, L, d)`` of the session's self-attention."""
+        x = self.item_emb(items) + self.pos_emb(items)
+        return split_heads(self.self_qkv(x), self.n_heads).unbind(0)
+
+    def attention_maps(self, items: Tensor) -> Tensor:
+        """The self-attention weights ``(B, L, L)``, averaged over heads (query rows, key columns)."""
+        q, k, _ = self._self_qkv(items)
+        return attention_probs(q, k, self.attention_mask(items)).mean(dim=1)
+
     def hidden(self, items: Tensor) -> Tensor:
-        real = items != PAD
-        positions = (real.cumsum(dim=1) * real).clamp(max=self.max_len)
-        x = self.item_emb(items) + self.pos_emb(positions)
-        q, k, v = self._split_heads(self.self_qkv(x)).unbind(0)  # each (B, H, L, d)
+        q, k, v = self._self_qkv(items)
         attended = F.scaled_dot_product_attention(q, k, v, attn_mask=self.attention_mask(items))
         parts = [attended.transpose(1, 2).flatten(2)]
         if self.n_projections:
@@ -100,12 +106,12 @@ class MixedAttention(SequentialRecommender):
         project_all = index[:, 0].numel() > self.n_items
         outputs = []
         for p, qkv in enumerate(self.kg_qkv):
-            q = self._split_heads(qkv(query_in)[:, None])[0]  # (U, H, 1, d)
+            q = split_heads(qkv(query_in)[:, None], self.n_heads)[0]  # (U, H, 1, d)
             if project_all:
                 projected = F.embedding(index[:, p], qkv(self.item_emb.weight))
             else:
                 projected = qkv(self.item_emb(index[:, p]))
-            _, k, v = self._split_heads(projected).unbind(0)  # (U, H, M, d)
+            _, k, v = split_heads(projected, self.n_heads).unbind(0)  # (U, H, M, d)
             scores = q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1])  # (U, H, 1, M)
             scores = scores + self.kg_weight_scale[p][:, None, None] * weight[:, p, None, None, :]
             present = (index[:, p] != PAD)[:, None, None, :]
@@ -113,11 +119,6 @@ class MixedAttention(SequentialRecommender):
             probs = scores.masked_fill(~present, torch.finfo(scores.dtype).min).softmax(-1)
             outputs.append(((probs * present) @ v).flatten(1))
         return torch.cat(outputs, dim=-1)
-
-    def _split_heads(self, qkv: Tensor) -> Tensor:
-        """``(N, S, 3 * qkv_dim)`` -> ``(3, N, H, S, d)``: per-head queries, keys, values."""
-        n, s, _ = qkv.shape
-        return qkv.view(n, s, 3, self.n_heads, self.head_dim).permute(2, 0, 3, 1, 4)
 
     def _load_from_state_dict(self, state_dict: Mapping[str, Any], prefix: str, *args: Any,
                               **kwargs: Any) -> None:

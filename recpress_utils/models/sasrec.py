@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from recpress_utils.models.base import SequentialRecommender
+from recpress_utils.models.layers import PositionEmbedding, attention_probs, split_heads
 from recpress_utils.sequences import PAD
 
 
@@ -60,10 +61,14 @@ class SASRecBlock(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.attn_dropout = dropout
 
+    def attention_probs(self, x: Tensor, mask: Tensor) -> Tensor:
+        """The block's attention weights ``(B, H, L, L)`` on its input ``x``."""
+        q, k, _ = split_heads(self.qkv(self.attn_norm(x)), self.n_heads).unbind(0)
+        return attention_probs(q, k, mask)
+
     def forward(self, x: Tensor, mask: Tensor) -> Tensor:
         b, length, dim = x.shape
-        qkv = self.qkv(self.attn_norm(x)).view(b, length, 3, self.n_heads, dim // self.n_heads)
-        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each (B, H, L, d)
+        q, k, v = split_heads(self.qkv(self.attn_norm(x)), self.n_heads).unbind(0)  # each (B, H, L, d)
         attended = F.scaled_dot_product_attention(
             q, k, v, attn_mask=mask, dropout_p=self.attn_dropout if self.training else 0.0)
         x = x + self.dropout(self.proj(attended.transpose(1, 2).reshape(b, length, dim)))
@@ -87,8 +92,7 @@ class SASRec(SequentialRecommender):
         super().__init__(n_items, emb_dim, head_in=emb_dim, mlp_hidden=1, dropout=dropout)
         self.output = nn.Sequential(ItemBias(n_items, learnable=item_bias))
         self.max_len = max_len
-        # position 0 is padding; positions past max_len share the last embedding
-        self.pos_emb = nn.Embedding(max_len + 1, emb_dim, padding_idx=0)
+        self.pos_emb = PositionEmbedding(max_len, emb_dim)
         self.input_norm = nn.LayerNorm(emb_dim)
         self.dropout = nn.Dropout(dropout)
         self.blocks = nn.ModuleList(SASRecBlock(emb_dim, n_heads, ffn_dim, dropout)
@@ -106,16 +110,25 @@ class SASRec(SequentialRecommender):
                 with torch.no_grad():
                     module.weight[module.padding_idx].zero_()
 
-    def hidden(self, items: Tensor) -> Tensor:
-        real = items != PAD
-        positions = (real.cumsum(dim=1) * real).clamp(max=self.max_len)
-        x = self.dropout(self.input_norm(self.item_emb(items) + self.pos_emb(positions)))
-        keep = real[..., None].to(x.dtype)
+    def _encode(self, items: Tensor, n_blocks: int) -> tuple[Tensor, Tensor, Tensor]:
+        """``(x, mask, keep)``: the states after the first ``n_blocks`` blocks, the attention mask and
+        the real-position weights."""
+        x = self.dropout(self.input_norm(self.item_emb(items) + self.pos_emb(items)))
+        keep = (items != PAD)[..., None].to(x.dtype)
         x = x * keep
         mask = self.attention_mask(items)
-        for block in self.blocks:
+        for block in self.blocks[:n_blocks]:
             x = block(x, mask) * keep
+        return x, mask, keep
+
+    def hidden(self, items: Tensor) -> Tensor:
+        x, _, _ = self._encode(items, len(self.blocks))
         return self.final_norm(x)
+
+    def attention_maps(self, items: Tensor) -> Tensor:
+        """The last block's attention weights ``(B, L, L)``, averaged over heads."""
+        x, mask, _ = self._encode(items, len(self.blocks) - 1)
+        return self.blocks[-1].attention_probs(x, mask).mean(dim=1)
 
     def head(self, h: Tensor) -> Tensor:
         """Tied logits ``h @ item_emb.weight.T + bias``, padding column at -inf."""

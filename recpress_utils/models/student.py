@@ -47,6 +47,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from recpress_utils.models.base import SequentialRecommender
+from recpress_utils.models.layers import PositionEmbedding, attention_probs, split_heads
 from recpress_utils.sequences import PAD
 
 
@@ -75,11 +76,9 @@ class Student(SequentialRecommender):
         # by the inherited head()).
         self.output = nn.Sequential(nn.Linear(head_in, n_items))
         self.n_heads = n_heads
-        self.head_dim = qkv_dim // n_heads
         self.max_len = max_len
         self.kernel_sizes = kernel_sizes
-        # Position 0 is padding; positions past max_len share the last embedding.
-        self.pos_emb = nn.Embedding(max_len + 1, emb_dim, padding_idx=0)
+        self.pos_emb = PositionEmbedding(max_len, emb_dim)
         self.qkv = nn.Linear(emb_dim, 3 * qkv_dim)
         self.convs = nn.ModuleList(nn.Conv1d(qkv_dim, n_filters, k, stride=1)
                                    for k in kernel_sizes)
@@ -87,21 +86,21 @@ class Student(SequentialRecommender):
         self.proj = nn.Identity() if proj_dim is None else nn.Linear(conv_out, proj_dim)
 
     # -- pieces -----------------------------------------------------------------------------
+    def _qkv(self, items: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Per-head queries, keys and values ``(B, H, L, d)`` of the session."""
+        x = self.item_emb(items) + self.pos_emb(items)
+        return split_heads(self.qkv(x), self.n_heads).unbind(0)
+
     def _attend(self, items: Tensor, n_queries: int) -> Tensor:
         """Self-attention outputs ``(B, qkv_dim, n_queries)`` for the last ``n_queries``
         positions (channels first, ready for Conv1d); padded positions are zero."""
-        real = items != PAD
-        positions = (real.cumsum(dim=1) * real).clamp(max=self.max_len)
-        x = self.item_emb(items) + self.pos_emb(positions)
-        b, length, _ = x.shape
-        qkv = self.qkv(x).view(b, length, 3, self.n_heads, self.head_dim).permute(2, 0, 3, 1, 4)
-        q, k, v = qkv.unbind(0)  # each (B, H, L, d)
+        q, k, v = self._qkv(items)
         mask = self.attention_mask(items)
-        if n_queries < length:
+        if n_queries < items.shape[1]:
             q, mask = q[:, :, -n_queries:], mask[:, :, -n_queries:]
         attended = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # (B, H, Q, d)
         attended = attended.permute(0, 1, 3, 2).flatten(1, 2)  # (B, H*d, Q)
-        return attended * real[:, None, -attended.shape[-1]:]
+        return attended * (items != PAD)[:, None, -attended.shape[-1]:]
 
     def _features(self, conv_outputs: list[Tensor]) -> Tensor:
         """ReLU, concatenate the filters, dropout, bottleneck: ``(B, ..., head_in)``."""
@@ -109,6 +108,11 @@ class Student(SequentialRecommender):
         return self.proj(self.dropout(h))
 
     # -- interface --------------------------------------------------------------------------
+    def attention_maps(self, items: Tensor) -> Tensor:
+        """The self-attention weights ``(B, L, L)``, averaged over heads (query rows, key columns)."""
+        q, k, _ = self._qkv(items)
+        return attention_probs(q, k, self.attention_mask(items)).mean(dim=1)
+
     def hidden(self, items: Tensor) -> Tensor:
         a = self._attend(items, items.shape[1])  # (B, C, L)
         # Causal "same": k-1 zeros on the left only, so the length is kept without look-ahead.
