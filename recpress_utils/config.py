@@ -155,6 +155,85 @@ def benchmark_runs(cfg: Mapping[str, Any]) -> tuple[dict[str, str], dict[str, st
     return names, runs
 
 
+#: The no-KD control's name among a size's runs: the student trained with its own loss alone.
+KD_CONTROL = "control"
+
+
+def kd_runs(cfg: Mapping[str, Any]) -> list[str]:
+    """Every run of the distillation toolkit, ``kd/<size>/<method>_s<seed>``: each configured method
+    (``kd.methods``) and the no-KD control, at each student size (``kd.sizes``) and seed (common.smk
+    ``KD_RUNS``). None when no method is configured."""
+    methods = list(cfg["kd"]["methods"])
+    if not methods:
+        return []
+    check_kd(cfg)
+    return [f"kd/{size}/{method}_s{seed}" for size in cfg["kd"]["sizes"]
+            for method in [KD_CONTROL, *methods] for seed in cfg["seeds"]]
+
+
+def check_kd(cfg: Mapping[str, Any]) -> None:
+    """Fail before any job runs, naming the entry, when a ``kd.methods`` entry names an unknown
+    method, a setting the method does not take, or a teacher that is no model of the profile."""
+    from recpress_utils.distill import METHODS, method_settings
+
+    for name, entry in cfg["kd"]["methods"].items():
+        where = f"kd.methods.{name}"
+        if entry["method"] not in METHODS:
+            raise ValueError(f"{where}: unknown method {entry['method']!r}; known: {', '.join(METHODS)}")
+        unknown = sorted(set(entry.get("settings") or {}) - set(method_settings(entry["method"])))
+        if unknown:
+            raise ValueError(f"{where}: unknown setting(s) {', '.join(unknown)}; "
+                             f"accepted: {', '.join(method_settings(entry['method']))}")
+        for group in kd_teacher_groups(cfg, name):
+            model = group.removesuffix("-n2v")
+            if group != KD_CONTROL and model not in cfg["models"]:
+                raise ValueError(f"{where}: teacher {group!r} is no model of this profile "
+                                 f"(models: {', '.join(cfg['models'])}; or {KD_CONTROL!r})")
+
+
+def kd_online(cfg: Mapping[str, Any], method: str) -> bool:
+    """Whether ``method`` trains its teacher alongside the student (``mutual``): no checkpoint read."""
+    return method != KD_CONTROL and cfg["kd"]["methods"][method]["method"] == "mutual"
+
+
+def kd_student(cfg: Mapping[str, Any], size: str) -> dict[str, Any]:
+    """The student's settings at ``size``: ``models.student.settings`` with ``kd.sizes[size]`` over them."""
+    if size not in cfg["kd"]["sizes"]:
+        raise ValueError(f"unknown student size {size!r}; kd.sizes has {', '.join(cfg['kd']['sizes'])}")
+    return {**model_spec(cfg, "student").settings, **(cfg["kd"]["sizes"][size] or {})}
+
+
+def kd_teacher_groups(cfg: Mapping[str, Any], method: str) -> list[str]:
+    """The run groups (``mixed_attention-n2v``, ``sasrec``, or ``control``: the same-size no-KD
+    student) that teach ``method``; for ``mutual`` the peer's architecture. None for the control."""
+    if method == KD_CONTROL:
+        return []
+    entry = cfg["kd"]["methods"][method]
+    teachers = entry.get("teacher", cfg["distill"]["teacher"])
+    return [teachers] if isinstance(teachers, str) else list(teachers)
+
+
+def kd_teachers(cfg: Mapping[str, Any], method: str, size: str, seed: int) -> list[dict[str, Any]]:
+    """What the run needs of each teacher: architecture, settings, checkpoint (of the same seed),
+    KG tables, and its own loss (a peer trained online uses it)."""
+    from recpress_utils.models import uses_kg
+
+    out, teachers = results_folder(cfg), []
+    for group in kd_teacher_groups(cfg, method):
+        if group == KD_CONTROL:
+            student = model_spec(cfg, "student")
+            teachers.append({"model": "student", "model_kwargs": kd_student(cfg, size), "neighbors_path": "",
+                             "checkpoint": f"{out}/kd/{size}/{KD_CONTROL}_s{seed}/model.pt",
+                             "loss": student.loss, "loss_settings": student.loss_settings})
+            continue
+        spec = model_spec(cfg, group.removesuffix("-n2v"))
+        teachers.append({"model": spec.architecture, "model_kwargs": spec.settings,
+                         "neighbors_path": f"{out}/kg/neighbors.pt" if uses_kg(spec.architecture) else "",
+                         "checkpoint": f"{out}/runs/{group}_s{seed}/model.pt",
+                         "loss": spec.loss, "loss_settings": spec.loss_settings})
+    return teachers
+
+
 def raw_events(cfg: Mapping[str, Any]) -> list[str]:
     """The raw file(s) the prepare stage reads (common.smk ``raw_events``): REES46 CSVs, the two
     files of an SR-GNN folder, or the events CSV a rule writes."""
@@ -280,6 +359,24 @@ def _distill(cfg: dict, p: dict) -> None:  # rule distill (distill.smk), distill
     _fill(p, "train", lambda: student_train(cfg))
 
 
+def _kd(cfg: dict, p: dict) -> None:  # rule kd (kd.smk), kd_inputs (common.smk)
+    out = results_folder(cfg)
+    student = model_spec(cfg, "student")
+    _fill(p, "size", lambda: next(iter(cfg["kd"]["sizes"])))
+    _fill(p, "method", lambda: KD_CONTROL)
+    _fill(p, "seed", lambda: cfg["seeds"][0])
+    _fill(p, "method_spec", lambda: ({} if p["method"] == KD_CONTROL else
+                                     {k: v for k, v in cfg["kd"]["methods"][p["method"]].items() if k != "teacher"}))
+    _fill(p, "teachers", lambda: kd_teachers(cfg, p["method"], p["size"], p["seed"]))
+    _fill(p, "prepared_dir", lambda: f"{out}/prepared")
+    _fill(p, "run_dir", lambda: f"{out}/kd/{p['size']}/{p['method']}_s{p['seed']}")
+    _fill(p, "student_kwargs", lambda: kd_student(cfg, p["size"]))
+    _fill(p, "student_loss", lambda: {"loss": student.loss, "loss_settings": student.loss_settings})
+    _fill(p, "top_k", lambda: cfg["distill"]["top_k"])
+    _fill(p, "negatives", lambda: cfg["distill"]["negatives"])
+    _fill(p, "train", lambda: student_train(cfg))
+
+
 def _benchmark(cfg: dict, p: dict) -> None:  # rule latency (benchmark.smk), benchmark_inputs (common.smk)
     out, bench = results_folder(cfg), cfg["benchmark"]
     names, runs = benchmark_runs(cfg)
@@ -307,10 +404,23 @@ STAGES: dict[str, tuple[tuple[str, ...], Callable[[dict, dict], None]]] = {
     "05_distill": (("temperature", "hard_weight", "top_k", "negatives", "seed", "prepared_dir", "teacher_model",
                     "teacher_kwargs", "teacher_checkpoint", "neighbors_path", "run_dir",
                     "student_kwargs", "train", "threads"), _distill),
+    "09_kd": (("size", "method", "seed", "method_spec", "teachers", "prepared_dir", "run_dir", "student_kwargs",
+               "student_loss", "top_k", "negatives", "train", "threads"), _kd),
     "06_benchmark": (("prepared_dir", "runs", "teacher", "baseline", "student", "neighbors_path",
                       "graph_path", "out_path", "repeats", "n_single", "data_seed",
                       "catalogue_sizes", "threads"), _benchmark),
 }
+
+
+def stage_params(cfg: Mapping[str, Any], stage: str, given: Mapping[str, Any]) -> dict[str, Any]:
+    """Every parameter of notebook ``stage`` from ``given`` and the loaded config ``cfg``: what a
+    rule passes (kd.smk) and what :func:`resolve` gives a notebook run by hand."""
+    names, fill = STAGES[stage]
+    params = {name: given.get(name) for name in names}
+    fill(dict(cfg), params)
+    if params["threads"] is None:
+        params["threads"] = cfg["threads"]
+    return params
 
 
 def resolve(stage: str, given: Mapping[str, Any], profile: str | Path | None = None,
@@ -325,14 +435,12 @@ def resolve(stage: str, given: Mapping[str, Any], profile: str | Path | None = N
     """
     if stage not in STAGES:
         raise ValueError(f"unknown stage {stage!r}; known: {', '.join(STAGES)}")
-    names, fill = STAGES[stage]
+    names, _ = STAGES[stage]
     params = {name: given.get(name) for name in names}
     missing = [name for name, value in params.items() if value is None]
     if missing:
         cfg = load_config(profile or None)
-        fill(cfg, params)
-        if params["threads"] is None:
-            params["threads"] = cfg["threads"]
+        params = stage_params(cfg, stage, params)
         if verbose:
             print(f"from the config ({' + '.join([CONFIG_FILE] + ([str(profile)] if profile else []))}): "
                   + ", ".join(missing))

@@ -19,12 +19,12 @@ import torch
 from recpress_utils.data.presplit import REFIT_SPLIT
 from recpress_utils.distill import distillation_loss
 from recpress_utils.io import atomic_path, read_json, write_json
-from recpress_utils.losses import LOSSES, PopularityPool, build_loss, check_loss
 from recpress_utils.models import MODELS, build_model, uses_kg
 from recpress_utils.names import PAPER_NAMES, PEER_NAMES, student_name
 from recpress_utils.sequences import Sessions, load_sessions, n_items, training_windows
-from recpress_utils.teacher_cache import build_teacher_cache
-from recpress_utils.train import FitResult, LossFn, TrainConfig, count_parameters, evaluate, fit, pick_device, set_determinism
+from recpress_utils.distill.teacher_cache import build_teacher_cache
+from recpress_utils.losses import LOSSES, LossFn, PopularityPool, build_loss, check_loss
+from recpress_utils.train import FitResult, TrainConfig, count_parameters, evaluate, fit, pick_device, set_determinism
 
 @dataclass(frozen=True)
 class ModelSpec:
@@ -249,7 +249,7 @@ def distill_run(
     ``teacher`` holds ``model``, ``model_kwargs``, ``checkpoint`` and ``neighbors_path`` (or None).
     Teacher logits are computed on the fly on training batches only; with ``top_k`` the
     teacher's top-K per training prefix is computed once, before training, and the student is
-    distilled from that (:mod:`recpress_utils.teacher_cache`; its seconds are in the metrics).
+    distilled from that (:mod:`recpress_utils.distill.teacher_cache`; its seconds are in the metrics).
     ``negatives`` (``n_negatives``, ``uniform_mix``; needs ``top_k``) lets the student score only
     those K items and a popularity pool per batch, seeded by ``seed``.
     """
@@ -285,6 +285,92 @@ def distill_run(
     }
     return student, result, _finish_run(student, result, splits["test"], train_cfg, seed, threads, run_dir,
                                             info, prepared_dir)
+
+
+def kd_run(
+    prepared_dir: str | Path,
+    run_dir: str | Path,
+    method: str | None,
+    method_settings: Mapping[str, Any] | None,
+    teachers: list[dict[str, Any]],
+    student_kwargs: dict[str, Any],
+    student_loss: Mapping[str, Any],
+    train_cfg: TrainConfig,
+    seed: int,
+    threads: int,
+    top_k: int | None = None,
+    negatives: Mapping[str, Any] | None = None,
+    progress: bool = True,
+    info: Mapping[str, Any] | None = None,
+) -> tuple[torch.nn.Module, FitResult, dict[str, Any]]:
+    """Train the student with the configured distillation ``method`` (its name in the profile's
+    ``kd.methods``; ``method_settings`` is that entry: ``method``, a name in
+    :data:`recpress_utils.distill.METHODS`, and its ``settings``), or with its own loss alone when
+    ``method`` is None: the no-KD control the methods are judged against.
+
+    ``teachers``: per teacher its ``model``, ``model_kwargs``, ``checkpoint`` (the trained run of
+    the same seed), ``neighbors_path`` ("" for none), ``loss`` and ``loss_settings``; the method
+    ``mutual`` trains a fresh peer of the first teacher's architecture with that loss instead of
+    loading it. ``student_loss`` (``loss``, ``loss_settings``) is the student's own loss, the
+    control's and every method's hard term. With ``top_k``, methods that read the teacher's top-K
+    (soft labels, RD, RRD) get it cached once per training prefix; ``negatives`` gives soft labels
+    the student's sampled pool (as :func:`distill_run`). Teachers are built before the student, so
+    the student starts from the same weights in every method and in the control of a seed.
+    """
+    from recpress_utils.distill import build_method, uses_teacher_cache
+
+    set_determinism(seed, threads)
+    splits = {s: load_sessions(prepared_dir, s) for s in ("train", "valid", "test")}
+    device = pick_device(train_cfg.device)
+    kind = None if method is None else (method_settings or {}).get("method")
+    if method is not None and kind is None:
+        raise ValueError(f"kd method {method!r} names no method (kd.methods.{method}.method)")
+    online = kind == "mutual"
+    nets = []
+    for teacher in teachers:
+        net = build_for_data(teacher["model"], prepared_dir, teacher["model_kwargs"],
+                             neighbors_path=teacher.get("neighbors_path") or None)
+        if not online:
+            net.load_state_dict(torch.load(teacher["checkpoint"]))
+        nets.append(net.to(device))
+    student = build_for_data("student", prepared_dir, student_kwargs)
+    counts = train_counts(prepared_dir)
+    base_loss = build_loss(student_loss["loss"], seed, train_cfg.loss_positions,
+                           student_loss.get("loss_settings"), item_counts=counts)
+    settings = dict((method_settings or {}).get("settings") or {})
+    loss: LossFn = base_loss
+    cache, cache_seconds = None, 0.0
+    if method is not None:
+        if top_k is not None and uses_teacher_cache(kind) and nets:
+            started = time.perf_counter()
+            cache = build_teacher_cache(nets[0], training_windows(splits["train"], train_cfg.max_len), top_k,
+                                        float(settings.get("temperature", 1.0)), train_cfg.eval_batch_size, progress)
+            cache_seconds = time.perf_counter() - started
+        pool = None if negatives is None or cache is None else PopularityPool(counts, seed=seed, **negatives)
+        context: dict[str, Any] = {"base_loss": base_loss, "positions": train_cfg.loss_positions, "seed": seed,
+                                   "cache": cache, "pool": pool,
+                                   "student_width": student.item_output()[0].shape[1]}
+        if online:
+            context["peer"], nets = nets[0], []
+            context["peer_loss"] = build_loss(teachers[0]["loss"], seed, train_cfg.loss_positions,
+                                              teachers[0].get("loss_settings"), item_counts=counts)
+        loss = build_method(kind, nets, settings, **context)
+    result = fit(student, splits["train"], splits["valid"], train_cfg, seed, loss_fn=loss, progress=progress,
+                 checkpoint=Path(run_dir) / CHECKPOINT, keep_checkpoint=True)
+    run_info = {
+        "model": "student",
+        "display_name": "student, no KD" if method is None else f"student, {method}",
+        "node2vec": False,
+        "model_kwargs": student_kwargs,
+        "kd": {"name": method, "method": kind, "spec": dict(method_settings or {}), "student_loss": dict(student_loss),
+               "teachers": teachers,
+               "teacher_cache": None if cache is None else {"top_k": top_k, "prefixes": len(cache.keys),
+                                                             "seconds": round(cache_seconds, 1)},
+               "method_parameters": count_parameters(loss) if isinstance(loss, torch.nn.Module) else 0,
+               **dict(info or {})},
+    }
+    return student, result, _finish_run(student, result, splits["test"], train_cfg, seed, threads, run_dir,
+                                        run_info, prepared_dir)
 
 
 def _finish_run(

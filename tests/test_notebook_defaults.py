@@ -28,7 +28,7 @@ NOTEBOOKS = REPO_ROOT / "notebooks"
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 #: Parameters of the notebook's stage whose pipeline job is identified by them (the rest follow).
 IDENTITY = {"03_node2vec": ("seed",), "04_train_model": ("model", "node2vec", "seed"),
-            "05_distill": ("temperature", "seed")}
+            "05_distill": ("temperature", "seed"), "09_kd": ("size", "method", "seed")}
 
 
 def _profile(tmp_path: Path, results: Path) -> Path:

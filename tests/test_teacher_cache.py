@@ -1,4 +1,4 @@
-"""The teacher's cached top-K (recpress_utils.teacher_cache): prefix keys, the (K + 1)-way KL
+"""The teacher's cached top-K (recpress_utils.distill.teacher_cache): prefix keys, the (K + 1)-way KL
 against a hand computation, equality with on-the-fly distillation when K covers every item,
 a loud error for a prefix the cache never saw, and the student's sampled bucket (exact with a
 pool of every item, close to exact on average with popularity pools)."""
@@ -12,7 +12,7 @@ import torch
 from recpress_utils.distill import distillation_loss, kd_loss
 from recpress_utils.sequences import Sessions, left_pad, train_batches
 from recpress_utils.losses import PopularityPool, output_states, sampled_softmax_loss
-from recpress_utils.teacher_cache import build_teacher_cache, cached_kd_loss, prefix_keys, sampled_cached_kd_loss
+from recpress_utils.distill.teacher_cache import build_teacher_cache, cached_kd_loss, prefix_keys, sampled_cached_kd_loss
 from tests.test_distill import N_ITEMS, batch, logits, models
 
 
@@ -186,7 +186,7 @@ def test_the_hard_term_with_a_pool_is_the_sampled_softmax_over_the_same_pool() -
 
 
 def test_the_distillation_benchmark_times_all_three_ways_on_prepared_data(tiny_prepared) -> None:
-    from recpress_utils.teacher_cache import benchmark_distillation
+    from recpress_utils.distill.teacher_cache import benchmark_distillation
 
     out = benchmark_distillation(str(tiny_prepared), top_k=10, n_negatives=32, n_batches=2, batch_size=64)
     assert len(out["seconds_per_epoch"]) == 3 and all(s > 0 for s in out["seconds_per_epoch"].values())

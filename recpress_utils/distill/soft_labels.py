@@ -1,4 +1,5 @@
-"""Knowledge distillation (paper Section 3, eqs. 6-7; SPEC section 5).
+"""Soft labels: the teacher's softened next-item distribution (Hinton et al. 2015; the paper's
+method, Section 3, eqs. 6-7; SPEC section 5).
 
 With student logits v, teacher logits z and temperature T, the student minimises
 ``T^2 * KL(softmax(z / T) || softmax(v / T))`` (Hinton et al.'s scaling: the gradient w.r.t. v
@@ -10,30 +11,22 @@ The teacher's logits are computed on the fly, without gradients and in eval mode
 very training batches the student sees (``fit`` only ever hands the loss training batches),
 so no validation or test session is ever shown to the teacher for distillation. On a large
 catalogue, ``distill.top_k`` replaces them by the teacher's top-K per training prefix, computed
-once before training (:mod:`recpress_utils.teacher_cache`), and ``distill.negatives`` replaces the
+once before training (:mod:`recpress_utils.distill.teacher_cache`), and ``distill.negatives`` replaces the
 student's full softmax by the top-K plus a sampled, logQ-corrected pool for the rest (its cost then
 does not grow with the catalogue either).
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from recpress_utils.losses import PopularityPool, output_states, sampled_softmax_loss, scores_for
-from recpress_utils.teacher_cache import TeacherCache, cached_kd_loss, prefix_keys, sampled_cached_kd_loss
-from recpress_utils.train import LossFn
-
-
-def freeze(model: nn.Module) -> nn.Module:
-    """Eval mode and no gradients for every parameter; returns ``model``."""
-    model.eval()
-    for p in model.parameters():
-        p.requires_grad_(False)
-    return model
+from recpress_utils.distill.base import Distiller, follow_device, freeze
+from recpress_utils.distill.teacher_cache import TeacherCache, cached_kd_loss, prefix_keys, sampled_cached_kd_loss
+from recpress_utils.losses import LossFn, PopularityPool, output_states, sampled_softmax_loss, scores_for
 
 
 def kd_loss(student_logits: Tensor, teacher_logits: Tensor, temperature: float) -> Tensor:
@@ -68,9 +61,9 @@ def distillation_loss(teacher: nn.Module, temperature: float, hard_weight: float
     positions. ``hard_weight > 0`` adds ``hard_weight * cross_entropy(student, true next item)``.
     The teacher is frozen here (eval mode, no gradients) and kept in eval mode. With ``cache``
     (built at the same temperature) the teacher is not run: each position's target is its
-    prefix's cached top-K (:func:`~recpress_utils.teacher_cache.cached_kd_loss`); with ``pool`` as
+    prefix's cached top-K (:func:`~recpress_utils.distill.teacher_cache.cached_kd_loss`); with ``pool`` as
     well, the student scores only those K items and one pool of negatives per batch
-    (:func:`~recpress_utils.teacher_cache.sampled_cached_kd_loss`; the hard term, if any, is the
+    (:func:`~recpress_utils.distill.teacher_cache.sampled_cached_kd_loss`; the hard term, if any, is the
     sampled softmax over the same pool).
     """
     if positions not in ("all", "last"):
@@ -90,7 +83,7 @@ def distillation_loss(teacher: nn.Module, temperature: float, hard_weight: float
         if cache is not None:
             return _cached(model, inputs, targets)
         teacher.eval()
-        _follow_device(teacher, inputs.device)
+        follow_device(teacher, inputs.device)
         if positions == "last":
             keep = targets[:, -1] != 0
             inputs, labels = inputs[keep], targets[keep, -1]
@@ -137,8 +130,20 @@ def distillation_loss(teacher: nn.Module, temperature: float, hard_weight: float
     return loss
 
 
-def _follow_device(model: nn.Module, device: torch.device) -> None:
-    """Move ``model`` to ``device`` if it lives elsewhere (``fit`` moves only the student)."""
-    tensor = next(model.parameters(), None)
-    if tensor is not None and tensor.device != device:
-        model.to(device)
+class SoftLabels(Distiller):
+    """Soft labels at ``temperature`` (:func:`distillation_loss`), from the teacher on the fly or,
+    when the run built one, its cached top-K (``cache``, and the student's sampled ``pool``).
+    ``hard_weight`` 0 by default (the paper's KL alone); 1 mixes in the student's own loss."""
+
+    default_hard_weight = 0.0
+
+    def __init__(self, teachers: Sequence[nn.Module], base_loss: LossFn, hard_weight: float | None = None,
+                 weight: float = 1.0, positions: Literal["all", "last"] = "all", temperature: float = 1.0,
+                 cache: TeacherCache | None = None, pool: PopularityPool | None = None) -> None:
+        super().__init__(teachers, base_loss, hard_weight, weight, positions)
+        self.temperature = float(temperature)
+        self._soft = distillation_loss(self.teacher, self.temperature, 0.0, positions, cache, pool)
+        self.generator = getattr(self._soft, "generator", None)  # the pool's, when sampled
+
+    def distil(self, student: Any, inputs: Tensor, targets: Tensor) -> Tensor:
+        return self._soft(student, inputs, targets)

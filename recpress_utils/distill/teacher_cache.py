@@ -7,7 +7,7 @@ is run once over the training windows before the student trains, and each traini
 its K largest logits with their items plus one number, the log of the remaining mass at the
 run's temperature. The student is then distilled towards that (K + 1)-way distribution: the K
 items, and "any other item" as one bucket (:func:`cached_kd_loss`). With K = all items this is
-exactly the full KL of :func:`recpress_utils.distill.kd_loss` (tested).
+exactly the full KL of :func:`recpress_utils.distill.soft_labels.kd_loss` (tested).
 
 A prefix is found by its content: a 64-bit rolling hash of its items, oldest first, in which
 left padding (item 0) leaves no trace. The teachers here place positions from a session's first
@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm import tqdm
 
+from recpress_utils.distill.base import logits_at
 from recpress_utils.sequences import Sessions, left_pad
 
 #: odd 64-bit multiplier of the rolling hash (from SplitMix64); arithmetic wraps modulo 2^64
@@ -94,7 +95,7 @@ def build_teacher_cache(teacher: nn.Module, windows: Sessions, top_k: int, tempe
         rows = [windows.items[i] for i in order[start:start + batch_size]]
         inputs = left_pad([s[:-1] for s in rows])
         mask = left_pad([s[1:] for s in rows], inputs.shape[1]) != 0
-        logits = teacher.head(teacher.hidden(inputs.to(device))[mask.to(device)])[:, 1:].float()
+        logits = logits_at(teacher, inputs.to(device), mask.to(device))[:, 1:].float()
         k = min(top_k, logits.shape[1])
         top_logits, top_index = logits.topk(k, dim=1)
         rest = (logits / temperature).scatter(1, top_index, float("-inf")).logsumexp(dim=1)
@@ -194,7 +195,7 @@ def benchmark_distillation(prepared_dir: str, neighbors_path: str | None = None,
     training windows, and the epoch time is the per-step mean times the epoch's batches.
     Validation is not included (it is the same for all three).
     """
-    from recpress_utils.distill import distillation_loss
+    from recpress_utils.distill.soft_labels import distillation_loss
     from recpress_utils.losses import PopularityPool
     from recpress_utils.runs import build_for_data, train_counts
     from recpress_utils.sequences import load_sessions, train_batches, training_windows

@@ -37,7 +37,7 @@ import pandas as pd
 from recpress_utils.io import atomic_path, read_json, write_json
 from recpress_utils.paths import repo_path
 from recpress_utils.report.provenance import provenance
-from recpress_utils.report.results import load_runs
+from recpress_utils.report.results import METRICS, load_runs
 
 #: Absolute tolerance of a regenerated metric against the committed digest (fractions, so
 #: 0.005 = half a point of NDCG@10), on a model's mean over seeds: above the thread-count noise
@@ -49,11 +49,13 @@ DECIMALS = 6
 #: Files of every digest; the paper's stages add the latency run and the relatedness check.
 FILES: tuple[str, ...] = ("digest.csv", "curves.csv", "stages.csv", "data.json", "provenance.json")
 PAPER_FILES: tuple[str, ...] = ("latency.json", "relatedness.json")
+#: The distillation toolkit's runs (``kd/``), when the profile configures methods.
+KD_FILE = "kd.csv"
 
 
-def digest_files(paper: bool) -> list[str]:
+def digest_files(paper: bool, kd: bool = False) -> list[str]:
     """The files a dataset's digest holds (the Snakefile's outputs and what reports/ commits)."""
-    return [*FILES, *(PAPER_FILES if paper else ())]
+    return [*FILES, *(PAPER_FILES if paper else ()), *((KD_FILE,) if kd else ())]
 
 
 @dataclass
@@ -68,6 +70,7 @@ class Digest:
     data: dict[str, Any]
     stages: pd.DataFrame
     provenance: dict[str, Any]
+    kd: pd.DataFrame | None = None  # the distillation toolkit's runs (kd.csv), when configured
 
     @property
     def config(self) -> dict[str, Any]:
@@ -97,6 +100,29 @@ def _runs_table(results: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     return table.round(DECIMALS), curves.round(DECIMALS)
 
 
+def _kd_table(results: Path) -> pd.DataFrame:
+    """``kd.csv``: one row per distillation-toolkit run (``kd/<size>/<method>_s<seed>``): size,
+    method (the config's name; ``control`` = no KD), the method it runs, its teachers' run groups,
+    seed, every test metric, epochs, seconds and parameters (the student's, and the method's own
+    trained alongside)."""
+    rows = []
+    for path in sorted((results / "kd").glob("*/*/metrics.json")):
+        m = read_json(path)
+        kd = m["kd"]
+        teachers = [Path(t["checkpoint"]).parent.name.rsplit("_s", 1)[0] if "/runs/" in t["checkpoint"]
+                    else "control" for t in kd["teachers"]]
+        rows.append({"size": path.parent.parent.name, "method": path.parent.name.rsplit("_s", 1)[0],
+                     "kind": kd["method"] or "none", "teachers": "+".join(teachers), "seed": int(m["seed"]),
+                     **{k: m["test"].get(k, np.nan) for k in METRICS},
+                     "best_epoch": m["best_epoch"], "last_epoch": m["epochs_run"], "train_seconds": m["train_seconds"],
+                     "seconds_per_epoch": m["seconds_per_epoch"], "n_parameters": m["n_parameters"],
+                     "method_parameters": kd["method_parameters"]})
+    columns = ["size", "method", "kind", "teachers", "seed", *METRICS]
+    table = pd.DataFrame(rows, columns=columns + ["best_epoch", "last_epoch", "train_seconds", "seconds_per_epoch",
+                                                  "n_parameters", "method_parameters"])
+    return table.sort_values(["size", "method", "seed"], kind="stable").round(DECIMALS)
+
+
 def _stages(results: Path) -> pd.DataFrame:
     """Wall seconds and peak memory (MB) per Snakemake job, from its ``benchmark:`` file.
 
@@ -109,7 +135,7 @@ def _stages(results: Path) -> pd.DataFrame:
         bench = pd.read_csv(tsv, sep="\t")
         stage = tsv.stem.split("_")[0] if tsv.stem[:2].isdigit() else tsv.stem
         seconds = float(bench["s"].iloc[0])
-        metrics = results / "runs" / _run_of_job(tsv.stem) / "metrics.json"
+        metrics = results / _run_of_job(tsv.stem) / "metrics.json"
         trained = float(read_json(metrics).get("train_seconds", 0.0)) if metrics.exists() else 0.0
         rows.append({"job": tsv.stem, "stage": stage, "seconds": round(max(seconds, trained), 2),
                      "max_rss_mb": round(float(bench["max_rss"].iloc[0]), 1), "resumed": trained > seconds})
@@ -117,12 +143,16 @@ def _stages(results: Path) -> pd.DataFrame:
 
 
 def _run_of_job(job: str) -> str:
-    """The run folder a training job writes: ``04_train_model_sasrec_s42`` -> ``sasrec_s42``,
-    ``05_distill_T1_s42`` -> ``student-T1_s42``; "" for other jobs."""
+    """The run folder a training job writes, under the results folder: ``04_train_model_sasrec_s42``
+    -> ``runs/sasrec_s42``, ``05_distill_T1_s42`` -> ``runs/student-T1_s42``, ``09_kd_e32_rd_s42``
+    -> ``kd/e32/rd_s42`` (size names have no "_"); "" for other jobs."""
     if job.startswith("04_train_model_"):
-        return job.removeprefix("04_train_model_")
+        return "runs/" + job.removeprefix("04_train_model_")
     if job.startswith("05_distill_"):
-        return "student-" + job.removeprefix("05_distill_")
+        return "runs/student-" + job.removeprefix("05_distill_")
+    if job.startswith("09_kd_"):
+        size, run = job.removeprefix("09_kd_").split("_", 1)
+        return f"kd/{size}/{run}"
     return ""
 
 
@@ -144,6 +174,11 @@ def build_digest(results_dir: str | Path, out_dir: str | Path, config: Mapping[s
     for name, frame in (("digest.csv", runs), ("curves.csv", curves), ("stages.csv", _stages(results))):
         with atomic_path(out / name) as tmp:
             frame.to_csv(tmp, index=False)
+    if (results / "kd").is_dir():
+        with atomic_path(out / KD_FILE) as tmp:
+            _kd_table(results).to_csv(tmp, index=False)
+    elif (out / KD_FILE).exists():
+        (out / KD_FILE).unlink()
     for name, source in (("latency.json", results / "benchmark" / "latency.json"),
                          ("relatedness.json", results / "claims" / "relatedness.json")):
         if source.exists():
@@ -175,7 +210,8 @@ def load_digest(digest_dir: str | Path) -> Digest:
                   latency=_read_optional(path / "latency.json"),
                   relatedness=_read_optional(path / "relatedness.json"),
                   data=read_json(path / "data.json"), stages=pd.read_csv(path / "stages.csv"),
-                  provenance=read_json(path / "provenance.json"))
+                  provenance=read_json(path / "provenance.json"),
+                  kd=pd.read_csv(path / KD_FILE) if (path / KD_FILE).exists() else None)
 
 
 def metric_columns(table: pd.DataFrame) -> list[str]:

@@ -118,6 +118,30 @@ _TH = "border:1px solid #d0d7de;padding:6px;vertical-align:top;text-align:left;"
 _TD = "border:1px solid #d0d7de;padding:6px;vertical-align:top;text-align:left;overflow-wrap:anywhere;"
 
 
+def kd_row(digests: dict[str, Digest | None]) -> pd.Series:
+    """Per dataset, the distillation method with the largest paired gain over the no-KD student of
+    the same size (:func:`recpress_utils.report.kd.best_against_control`): method, size, the gain
+    in points of the dataset's headline metric with its paired interval, and the verdict; "not run"
+    where the profile has no toolkit runs."""
+    from recpress_utils.report.kd import best_against_control
+    from recpress_utils.report.published import headline
+
+    row = {}
+    for folder, digest in digests.items():
+        best = None
+        if digest is not None and digest.kd is not None:
+            metric = headline(digest.data["prepared"].get("protocol", ""))[1]
+            best = best_against_control(digest.kd, metric)
+        if best is None:
+            row[SITE_DATASETS[folder]] = NOT_RUN
+            continue
+        mean, low, high = (100 * x for x in best["ci"])
+        interval = f" [{low:.1f}, {high:.1f}]" if best["n"] > 1 else ""
+        row[SITE_DATASETS[folder]] = (f"{best['method']} ({best['size']}): {mean:+.1f} pt {metric}{interval}, "
+                                      f"{best['verdict']}")
+    return pd.Series(row, name="best distillation method vs no-KD control")
+
+
 def dataset_rows(digests: dict[str, Digest | None]) -> pd.DataFrame:
     """The datasets the site covers: protocol, what ran, seeds, size, cost (the sum of the
     profile's Snakemake jobs' wall times, one core each, and the largest peak memory of one

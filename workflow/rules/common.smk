@@ -80,14 +80,19 @@ RELATEDNESS_RUNS = PAPER_RUNS + [
 #: Every run the report reads.
 ALL_RUNS = PAPER_RUNS + PEER_RUNS + STUDENT_RUNS
 
+#: The distillation toolkit's runs, ``kd/<size>/<method>_s<seed>``: each method of `kd.methods`
+#: and the no-KD control, at every student size and seed (none without methods).
+KD_RUNS = settings.kd_runs(config)
+
 
 #: What a dataset's digest holds (recpress_utils.report.digest); latency and relatedness only with `paper`.
-DIGEST_FILES = digest_files(PAPER)
+DIGEST_FILES = digest_files(PAPER, bool(KD_RUNS))
 
 
 def report_inputs(wildcards):
     """The digest reads every run, the data statistics, and the paper stages' latency and relatedness."""
     inputs = {"runs": [f"{OUT}/runs/{run}/metrics.json" for run in ALL_RUNS],
+              "kd": [f"{OUT}/{run}/metrics.json" for run in KD_RUNS],
               "stats": f"{OUT}/prepared/stats.json"}
     if PAPER:
         inputs["latency"] = f"{OUT}/benchmark/latency.json"
@@ -102,10 +107,12 @@ def final_outputs():
     trained = PAPER_RUNS + PEER_RUNS + [run for run in STUDENT_RUNS if "-T" not in run]
     stages += [f"04_train_model_{run}" for run in trained]
     stages += [f"05_distill_{run.removeprefix('student-')}" for run in STUDENT_RUNS if "-T" in run]
+    stages += [f"09_kd_{run.removeprefix('kd/').replace('/', '_')}" for run in KD_RUNS]
     outputs = [
         f"{OUT}/report/index.html",
         f"{OUT}/prepared/stats.json",
         *[f"{OUT}/runs/{run}/metrics.json" for run in ALL_RUNS],
+        *[f"{OUT}/{run}/metrics.json" for run in KD_RUNS],
         *[f"{OUT}/notebooks/{stage}.html" for stage in stages],
     ]
     if PAPER:
@@ -139,6 +146,24 @@ def raw_events(wildcards):
         return settings.raw_events(config)
     except ValueError as e:
         raise WorkflowError(str(e)) from e
+
+
+def kd_inputs(wildcards):
+    """A toolkit run reads the splits, its teachers' checkpoints of the same seed (not a peer trained
+    alongside: method mutual) and the KG tables when a teacher reads them."""
+    inputs = {
+        "notebook": "notebooks/09_kd.ipynb",
+        "train": f"{OUT}/prepared/train.parquet",
+        "valid": f"{OUT}/prepared/valid.parquet",
+        "test": f"{OUT}/prepared/test.parquet",
+        "vocab": f"{OUT}/prepared/items.parquet",
+    }
+    teachers = settings.kd_teachers(config, wildcards.method, wildcards.size, int(wildcards.seed))
+    if not settings.kd_online(config, wildcards.method):
+        inputs["teachers"] = [teacher["checkpoint"] for teacher in teachers]
+    if any(teacher["neighbors_path"] for teacher in teachers):
+        inputs["neighbors"] = f"{OUT}/kg/neighbors.pt"
+    return inputs
 
 
 def distill_inputs(wildcards):

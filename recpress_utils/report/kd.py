@@ -1,0 +1,117 @@
+"""The distillation toolkit's verdicts: every method against the no-KD control of the same size,
+paired by seed (``kd.csv`` of a digest, :mod:`recpress_utils.report.digest`).
+
+A method *helps* when the 95 % t-interval of its per-seed difference to the control (same size,
+same seed: the same initial weights, batches and dropout stream up to what the method changes)
+lies above zero, *hurts* when below, and has *no effect* otherwise; with fewer than two shared
+seeds no interval exists and the table says so instead of a verdict.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from recpress_utils.config import KD_CONTROL
+from recpress_utils.report.results import ci_text, mean_ci
+
+#: Column order of :func:`method_table`.
+COLUMNS = ("size", "method", "teachers", "n", "metric [95 % CI]", "% of teacher", "vs no-KD control [paired CI]",
+           "verdict", "training s", "x control time")
+
+
+def _paired(kd: pd.DataFrame, size: str, method: str, column: str) -> np.ndarray:
+    """Per-seed ``method - control`` of ``column`` at ``size``, over the seeds both have."""
+    rows = kd[kd["size"] == size]
+    a = rows[rows["method"] == method].set_index("seed")[column]
+    b = rows[rows["method"] == KD_CONTROL].set_index("seed")[column]
+    both = pd.concat([a, b], axis=1, join="inner").dropna().sort_index()
+    return (both.iloc[:, 0] - both.iloc[:, 1]).to_numpy()
+
+
+def verdict(diffs: np.ndarray) -> str:
+    """helps / no effect / hurts from the paired differences' 95 % interval; fewer than two seeds:
+    no verdict."""
+    if len(diffs) < 2:
+        return "one seed: no verdict" if len(diffs) else "no shared seed"
+    _, low, high = mean_ci(diffs)
+    return "helps" if low > 0 else "hurts" if high < 0 else "no effect"
+
+
+def method_table(kd: pd.DataFrame, metric: str, teacher_mean: float | None = None) -> pd.DataFrame:
+    """One row per (size, method), the control first within a size: the metric's mean [CI] over
+    seeds, its share of the teacher's mean (``teacher_mean``, the paper's teacher on the same
+    split), the paired difference to the control and its verdict, mean training seconds and their
+    ratio to the control's."""
+    rows = []
+    for size in dict.fromkeys(kd["size"]):
+        at = kd[kd["size"] == size]
+        control_seconds = at.loc[at["method"] == KD_CONTROL, "train_seconds"].mean()
+        methods = [KD_CONTROL, *sorted(m for m in set(at["method"]) if m != KD_CONTROL)]
+        for method in methods:
+            runs = at[at["method"] == method]
+            if runs.empty:
+                continue
+            ci = mean_ci(runs[metric])
+            diffs = _paired(kd, size, method, metric) if method != KD_CONTROL else np.array([])
+            seconds = runs["train_seconds"].mean()
+            rows.append({
+                "size": size, "method": "no KD (control)" if method == KD_CONTROL else method,
+                "teachers": runs["teachers"].iloc[0] if isinstance(runs["teachers"].iloc[0], str) else "",
+                "n": len(runs),
+                "metric [95 % CI]": ci_text(ci, ".4f") if len(runs) > 1 else f"{ci[0]:.4f}",
+                "% of teacher": f"{100 * ci[0] / teacher_mean:.1f}" if teacher_mean else "",
+                "vs no-KD control [paired CI]": "" if method == KD_CONTROL else (
+                    ci_text(mean_ci(diffs)) if len(diffs) > 1 else f"{diffs.mean():+.4f}" if len(diffs) else ""),
+                "verdict": "reference" if method == KD_CONTROL else verdict(diffs),
+                "training s": f"{seconds:.0f}",
+                "x control time": f"{seconds / control_seconds:.2f}" if control_seconds else "",
+            })
+    return pd.DataFrame(rows, columns=list(COLUMNS))
+
+
+def best_against_control(kd: pd.DataFrame, metric: str) -> dict[str, object] | None:
+    """The method with the largest mean paired gain over the control at any size (the front page's
+    row): its name, size, the paired difference's (mean, low, high) and verdict; None without
+    methods."""
+    best = None
+    for size in dict.fromkeys(kd["size"]):
+        for method in sorted(set(kd.loc[kd["size"] == size, "method"]) - {KD_CONTROL}):
+            diffs = _paired(kd, size, method, metric)
+            if len(diffs) and (best is None or diffs.mean() > best["ci"][0]):
+                best = {"method": method, "size": size, "ci": mean_ci(diffs), "n": len(diffs),
+                        "verdict": verdict(diffs)}
+    return best
+
+
+def pareto_points(kd: pd.DataFrame, metric: str, teacher_mean: float) -> pd.DataFrame:
+    """Per (method, size): student parameters and the metric's mean as a % of the teacher's, for the
+    compression figure (one curve per method over sizes, the control as the reference curve)."""
+    points = (kd.groupby(["method", "size"], sort=False)
+                .agg(parameters=("n_parameters", "first"), value=(metric, "mean"), seconds=("train_seconds", "mean"))
+                .reset_index())
+    points["kept"] = 100 * points["value"] / teacher_mean
+    return points.sort_values(["method", "parameters"], kind="stable").reset_index(drop=True)
+
+
+def pareto_figure(kd: pd.DataFrame, metric: str, teacher_mean: float, teacher_name: str):
+    """Accuracy kept (% of the teacher's ``metric``) against the student's parameters, one curve per
+    method, the no-KD control dashed in black: the front a practitioner picks a size and a method
+    from. Returns the matplotlib figure."""
+    import matplotlib.pyplot as plt
+
+    points = pareto_points(kd, metric, teacher_mean)
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    for method, frame in points.groupby("method", sort=True):
+        control = method == KD_CONTROL
+        ax.plot(frame["parameters"], frame["kept"], marker="o", lw=2.2 if control else 1.2,
+                ls="--" if control else "-", color="black" if control else None,
+                label="no KD (control)" if control else method, zorder=3 if control else 2)
+    ax.axhline(100, color="grey", lw=0.8, ls=":")
+    ax.set_xscale("log")
+    ax.set_xlabel("student parameters (log scale)")
+    ax.set_ylabel(f"{metric}, % of the teacher")
+    ax.set_title(f"What each method keeps of {teacher_name}, by student size")
+    ax.legend(fontsize=8, ncol=2, frameon=False)
+    fig.tight_layout()
+    return fig

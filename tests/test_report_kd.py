@@ -1,0 +1,89 @@
+"""The toolkit's verdicts (recpress_utils.report.kd) and its config (recpress_utils.config.kd_*):
+a verdict can come out helps, no effect or hurts, and a bad method entry fails before any job."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from recpress_utils import config as rc
+from recpress_utils.report.kd import best_against_control, method_table, pareto_points, verdict
+
+SEEDS = (42, 43, 44)
+
+
+def kd_frame(shifts: dict[str, tuple[float, ...]], control=(0.30, 0.32, 0.31), size="e64", params=1000) -> pd.DataFrame:
+    rows = [{"size": size, "method": "control", "kind": "none", "teachers": "", "seed": s, "MRR@20": v,
+             "train_seconds": 100.0, "n_parameters": params} for s, v in zip(SEEDS, control)]
+    for method, deltas in shifts.items():
+        rows += [{"size": size, "method": method, "kind": method, "teachers": "mixed_attention-n2v", "seed": s,
+                  "MRR@20": c + d, "train_seconds": 150.0, "n_parameters": params}
+                 for s, c, d in zip(SEEDS, control, deltas)]
+    return pd.DataFrame(rows)
+
+
+def test_each_verdict_can_come_out() -> None:
+    kd = kd_frame({"up": (0.010, 0.012, 0.011), "down": (-0.010, -0.009, -0.012), "flat": (0.01, -0.012, 0.001)})
+    table = method_table(kd, "MRR@20", teacher_mean=0.40).set_index("method")
+    assert table.loc["up", "verdict"] == "helps"
+    assert table.loc["down", "verdict"] == "hurts"
+    assert table.loc["flat", "verdict"] == "no effect"
+    assert table.loc["no KD (control)", "verdict"] == "reference"
+    assert table.loc["up", "x control time"] == "1.50"
+    assert table.loc["no KD (control)", "% of teacher"] == "77.5"  # 0.31 / 0.40
+    assert list(table.index)[0] == "no KD (control)"
+
+
+def test_no_interval_no_verdict() -> None:
+    kd = kd_frame({"up": (0.01,)}).query("seed == 42 or method == 'control'")
+    assert method_table(kd, "MRR@20").set_index("method").loc["up", "verdict"] == "one seed: no verdict"
+    assert verdict(pd.Series([], dtype=float).to_numpy()) == "no shared seed"
+
+
+def test_best_against_control_and_pareto_points() -> None:
+    kd = pd.concat([kd_frame({"a": (0.01, 0.01, 0.02), "b": (0.03, 0.02, 0.025)}),
+                    kd_frame({"a": (0.04, 0.05, 0.045)}, size="e16", params=100)])
+    best = best_against_control(kd, "MRR@20")
+    assert (best["method"], best["size"], best["verdict"]) == ("a", "e16", "helps")
+    assert best["ci"][0] == pytest.approx(0.045)
+    points = pareto_points(kd, "MRR@20", teacher_mean=0.31).set_index(["method", "size"])
+    assert points.loc[("control", "e64"), "kept"] == pytest.approx(100.0)
+    assert points.loc[("a", "e16"), "parameters"] == 100
+    assert best_against_control(kd_frame({}), "MRR@20") is None
+
+
+def _tiny(**kd) -> dict:
+    return rc.load_config("config/tiny.yaml", {"kd": kd})
+
+
+def test_the_tiny_profile_runs_every_method_at_two_sizes() -> None:
+    from recpress_utils.distill import METHODS
+
+    cfg = rc.load_config("config/tiny.yaml")
+    runs = rc.kd_runs(cfg)
+    kinds = {entry["method"] for entry in cfg["kd"]["methods"].values()}
+    assert kinds == set(METHODS)
+    assert len(runs) == 2 * (len(cfg["kd"]["methods"]) + 1) and "kd/e16/control_s42" in runs
+    assert rc.kd_student(cfg, "e16")["emb_dim"] == 16
+    born = rc.kd_teachers(cfg, "born_again", "e16", 42)
+    assert born[0]["checkpoint"].endswith("kd/e16/control_s42/model.pt") and born[0]["model_kwargs"]["emb_dim"] == 16
+    multi = rc.kd_teachers(cfg, "multi", "e64", 42)
+    assert [t["model"] for t in multi] == ["mixed_attention", "sasrec", "gru4rec"]
+    assert multi[0]["neighbors_path"].endswith("kg/neighbors.pt") and multi[1]["neighbors_path"] == ""
+    assert rc.kd_online(cfg, "dml") and not rc.kd_online(cfg, "rd") and not rc.kd_online(cfg, "control")
+
+
+@pytest.mark.parametrize("methods,message", [
+    ({"x": {"method": "telepathy"}}, "unknown method 'telepathy'"),
+    ({"x": {"method": "ranking", "settings": {"topk": 3}}}, "unknown setting.*topk.*accepted: hard_weight"),
+    ({"x": {"method": "soft_labels", "teacher": "lightgcn"}}, "teacher 'lightgcn' is no model"),
+])
+def test_a_bad_method_entry_fails_naming_it(methods, message) -> None:
+    with pytest.raises(ValueError, match=message):
+        rc.kd_runs(_tiny(methods=methods))
+
+
+def test_no_methods_no_runs_and_control_is_reserved() -> None:
+    assert rc.kd_runs(rc.load_config()) == []
+    with pytest.raises(ValueError, match="kd/methods"):
+        _tiny(methods={"control": {"method": "hint"}})

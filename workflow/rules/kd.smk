@@ -1,0 +1,32 @@
+# The distillation toolkit (issue 16): every method of `kd.methods` and the no-KD control, per
+# student size (`kd.sizes`) and seed; one job each, the method's teachers trained by train_model.
+
+
+wildcard_constraints:
+    size="[A-Za-z0-9-]+",
+    method="[A-Za-z0-9_]+",
+
+
+rule kd:
+    input:
+        unpack(kd_inputs),
+    output:
+        metrics=f"{OUT}/kd/{{size}}/{{method}}_s{{seed}}/metrics.json",
+        checkpoint=f"{OUT}/kd/{{size}}/{{method}}_s{{seed}}/model.pt",
+        notebook=f"{OUT}/notebooks/09_kd_{{size}}_{{method}}_s{{seed}}.ipynb",
+    params:
+        papermill=PAPERMILL,
+        nb=lambda wildcards: nb_params(
+            **settings.stage_params(
+                config, "09_kd", {"size": wildcards.size, "method": wildcards.method, "seed": int(wildcards.seed)}
+            )
+        ),
+    log:
+        f"{OUT}/logs/09_kd_{{size}}_{{method}}_s{{seed}}.log",
+    benchmark:
+        f"{OUT}/benchmarks/09_kd_{{size}}_{{method}}_s{{seed}}.tsv"
+    threads: config["threads"]
+    conda:
+        "../../environment.yml"
+    shell:
+        "{params.papermill} {input.notebook} {output.notebook} -y {params.nb:q} 2> {log}"
