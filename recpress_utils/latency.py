@@ -527,3 +527,36 @@ def speed_ratios(result: dict, student: str, teacher: str, baseline: str) -> dic
         out.update({f"student vs {label}, {mode}": time[name] / time[student]
                     for label, name in others.items() if name in time})
     return out
+
+
+def size_latency(prepared_dir: str | Path, runs: Mapping[str, str | Path], out_path: str | Path, threads: int,
+                 repeats: int = 7, n_requests: int = 1000) -> dict:
+    """Batched seconds per 1,000 top-100 requests of one trained student per size (``runs``: size ->
+    run folder; the distillation toolkit's no-KD controls), timed in turns in one process on the
+    test requests, with each student's size: the latency axis of the toolkit's compression figure.
+    A method changes the weights, never the cost, so one student per size is timed."""
+    torch.set_num_threads(threads)
+    test = load_sessions(prepared_dir, "test")
+    inputs, _ = eval_examples(test, "last")
+    requests = inputs[torch.arange(n_requests) % len(inputs)]
+    models = {size: load_run(run_dir, prepared_dir) for size, run_dir in runs.items()}
+    timed = time_in_turns({size: _batched_call(model, requests) for size, model in models.items()}, repeats)
+    result = {"threads": threads, "n_requests": len(requests), "n_items": n_items(prepared_dir),
+              "sizes": {size: {"batched": _scaled(timed[size], 1000 / len(requests)), **model_size(models[size]),
+                               "run": str(runs[size])} for size in models}}
+    write_json(result, out_path)
+    return result
+
+
+if __name__ == "__main__":
+    import argparse
+    import json
+
+    parser = argparse.ArgumentParser(description="Latency of one student per size (the distillation toolkit).")
+    parser.add_argument("--prepared", required=True, help="the prepared dataset folder")
+    parser.add_argument("--runs", required=True, help="JSON: size -> run folder")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--out", required=True)
+    args = parser.parse_args()
+    size_latency(args.prepared, json.loads(args.runs), args.out, args.threads, args.repeats)

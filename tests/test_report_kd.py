@@ -50,6 +50,28 @@ def test_best_against_control_and_pareto_points() -> None:
     assert points.loc[("control", "e64"), "kept"] == pytest.approx(100.0)
     assert points.loc[("a", "e16"), "parameters"] == 100
     assert best_against_control(kd_frame({}), "MRR@20") is None
+    latency = {"sizes": {"e16": {"batched": {"median": 0.5}}}}
+    timed = pareto_points(kd, "MRR@20", 0.31, latency).set_index(["method", "size"])
+    assert timed.loc[("a", "e16"), "s_per_1000"] == 0.5 and pd.isna(timed.loc[("a", "e64"), "s_per_1000"])
+
+
+def test_size_latency_times_one_student_per_size(tiny_prepared, tmp_path) -> None:
+    import json
+
+    from recpress_utils.latency import size_latency
+    from recpress_utils.runs import kd_run
+    from recpress_utils.train import TrainConfig
+
+    cfg = TrainConfig(epochs=1, batch_size=128, device="cpu")
+    runs = {}
+    for size, dim in (("e8", 8), ("e32", 32)):
+        kd_run(tiny_prepared, tmp_path / size, None, None, [], {"emb_dim": dim, "qkv_dim": dim, "proj_dim": dim},
+               {"loss": "cross_entropy"}, cfg, seed=1, threads=1, progress=False)
+        runs[size] = tmp_path / size
+    out = size_latency(tiny_prepared, runs, tmp_path / "latency.json", threads=1, repeats=2, n_requests=50)
+    assert json.loads((tmp_path / "latency.json").read_text())["sizes"].keys() == {"e8", "e32"}
+    assert out["sizes"]["e8"]["parameters"] < out["sizes"]["e32"]["parameters"]
+    assert all(row["batched"]["median"] > 0 for row in out["sizes"].values())
 
 
 def _tiny(**kd) -> dict:

@@ -9,6 +9,8 @@ notebooks). The report needs a few kilobytes of them, and a reviewer wants to di
   ``seconds_per_epoch`` and a few more columns;
 * ``curves.csv``: validation metrics per run and epoch (the paper's Figures 4-7);
 * ``latency.json`` and ``relatedness.json``: the benchmark and the C6 check, as written;
+* ``kd.csv`` and ``kd_latency.json`` (profiles with ``kd.methods``): one row per distillation-toolkit
+  run, and the latency of one student per size;
 * ``data.json``: the prepared data's and the knowledge graph's statistics (cold targets included);
 * ``stages.csv``: wall time and peak memory of every Snakemake job (its ``benchmark:`` file; a
   job resumed after a kill counts the training seconds of all its attempts);
@@ -49,13 +51,14 @@ DECIMALS = 6
 #: Files of every digest; the paper's stages add the latency run and the relatedness check.
 FILES: tuple[str, ...] = ("digest.csv", "curves.csv", "stages.csv", "data.json", "provenance.json")
 PAPER_FILES: tuple[str, ...] = ("latency.json", "relatedness.json")
-#: The distillation toolkit's runs (``kd/``), when the profile configures methods.
-KD_FILE = "kd.csv"
+#: The distillation toolkit's runs (``kd/``) and the latency of one student per size, when the
+#: profile configures methods.
+KD_FILE, KD_LATENCY = "kd.csv", "kd_latency.json"
 
 
 def digest_files(paper: bool, kd: bool = False) -> list[str]:
     """The files a dataset's digest holds (the Snakefile's outputs and what reports/ commits)."""
-    return [*FILES, *(PAPER_FILES if paper else ()), *((KD_FILE,) if kd else ())]
+    return [*FILES, *(PAPER_FILES if paper else ()), *((KD_FILE, KD_LATENCY) if kd else ())]
 
 
 @dataclass
@@ -71,6 +74,7 @@ class Digest:
     stages: pd.DataFrame
     provenance: dict[str, Any]
     kd: pd.DataFrame | None = None  # the distillation toolkit's runs (kd.csv), when configured
+    kd_latency: dict[str, Any] | None = None  # one student per size timed (kd_latency.json)
 
     @property
     def config(self) -> dict[str, Any]:
@@ -180,7 +184,8 @@ def build_digest(results_dir: str | Path, out_dir: str | Path, config: Mapping[s
     elif (out / KD_FILE).exists():
         (out / KD_FILE).unlink()
     for name, source in (("latency.json", results / "benchmark" / "latency.json"),
-                         ("relatedness.json", results / "claims" / "relatedness.json")):
+                         ("relatedness.json", results / "claims" / "relatedness.json"),
+                         (KD_LATENCY, results / "kd" / "latency.json")):
         if source.exists():
             with atomic_path(out / name) as tmp:
                 shutil.copyfile(source, tmp)
@@ -211,7 +216,8 @@ def load_digest(digest_dir: str | Path) -> Digest:
                   relatedness=_read_optional(path / "relatedness.json"),
                   data=read_json(path / "data.json"), stages=pd.read_csv(path / "stages.csv"),
                   provenance=read_json(path / "provenance.json"),
-                  kd=pd.read_csv(path / KD_FILE) if (path / KD_FILE).exists() else None)
+                  kd=pd.read_csv(path / KD_FILE) if (path / KD_FILE).exists() else None,
+                  kd_latency=_read_optional(path / KD_LATENCY))
 
 
 def metric_columns(table: pd.DataFrame) -> list[str]:

@@ -84,34 +84,46 @@ def best_against_control(kd: pd.DataFrame, metric: str) -> dict[str, object] | N
     return best
 
 
-def pareto_points(kd: pd.DataFrame, metric: str, teacher_mean: float) -> pd.DataFrame:
-    """Per (method, size): student parameters and the metric's mean as a % of the teacher's, for the
-    compression figure (one curve per method over sizes, the control as the reference curve)."""
+def pareto_points(kd: pd.DataFrame, metric: str, teacher_mean: float,
+                  latency: dict | None = None) -> pd.DataFrame:
+    """Per (method, size): student parameters, the metric's mean as a % of the teacher's and, with
+    ``latency`` (``kd_latency.json``), the size's batched seconds per 1,000 requests: the points of
+    the compression figure (one curve per method over sizes, the control as the reference curve)."""
     points = (kd.groupby(["method", "size"], sort=False)
                 .agg(parameters=("n_parameters", "first"), value=(metric, "mean"), seconds=("train_seconds", "mean"))
                 .reset_index())
     points["kept"] = 100 * points["value"] / teacher_mean
+    sizes = (latency or {}).get("sizes", {})
+    points["s_per_1000"] = [sizes[s]["batched"]["median"] if s in sizes else np.nan for s in points["size"]]
     return points.sort_values(["method", "parameters"], kind="stable").reset_index(drop=True)
 
 
-def pareto_figure(kd: pd.DataFrame, metric: str, teacher_mean: float, teacher_name: str):
-    """Accuracy kept (% of the teacher's ``metric``) against the student's parameters, one curve per
-    method, the no-KD control dashed in black: the front a practitioner picks a size and a method
-    from. Returns the matplotlib figure."""
+def pareto_figure(kd: pd.DataFrame, metric: str, teacher_mean: float, teacher_name: str,
+                  latency: dict | None = None):
+    """Accuracy kept (% of the teacher's ``metric``) against the student's parameters and, when the
+    sizes were timed, against its latency per 1,000 requests: one curve per method, the no-KD
+    control dashed in black; the front a practitioner picks a size and a method from. Returns the
+    matplotlib figure."""
     import matplotlib.pyplot as plt
 
-    points = pareto_points(kd, metric, teacher_mean)
-    fig, ax = plt.subplots(figsize=(8, 4.5))
-    for method, frame in points.groupby("method", sort=True):
-        control = method == KD_CONTROL
-        ax.plot(frame["parameters"], frame["kept"], marker="o", lw=2.2 if control else 1.2,
-                ls="--" if control else "-", color="black" if control else None,
-                label="no KD (control)" if control else method, zorder=3 if control else 2)
-    ax.axhline(100, color="grey", lw=0.8, ls=":")
-    ax.set_xscale("log")
-    ax.set_xlabel("student parameters (log scale)")
-    ax.set_ylabel(f"{metric}, % of the teacher")
-    ax.set_title(f"What each method keeps of {teacher_name}, by student size")
-    ax.legend(fontsize=8, ncol=2, frameon=False)
+    points = pareto_points(kd, metric, teacher_mean, latency)
+    axes_x = [("parameters", "student parameters (log scale)")]
+    if points["s_per_1000"].notna().any():
+        axes_x.append(("s_per_1000", f"seconds per 1,000 requests, batched ({latency['threads']} threads, log scale)"))
+    fig, axes = plt.subplots(1, len(axes_x), figsize=(7 * len(axes_x), 4.5), squeeze=False)
+    methods = sorted(set(points["method"]) - {KD_CONTROL})
+    colours = {m: plt.cm.tab20(i % 20) for i, m in enumerate(methods)}  # distinct beyond ten methods
+    for ax, (column, label) in zip(axes[0], axes_x):
+        for method, frame in points.groupby("method", sort=True):
+            control = method == KD_CONTROL
+            ax.plot(frame[column].to_numpy(), frame["kept"].to_numpy(), marker="o", lw=2.2 if control else 1.2,
+                    ls="--" if control else "-", color="black" if control else colours[method],
+                    label="no KD (control)" if control else method, zorder=3 if control else 2)
+        ax.axhline(100, color="grey", lw=0.8, ls=":")
+        ax.set_xscale("log")
+        ax.set_xlabel(label)
+        ax.set_ylabel(f"{metric}, % of the teacher")
+    axes[0][0].set_title(f"What each method keeps of {teacher_name}, by student size")
+    axes[0][-1].legend(fontsize=8, ncol=2, frameon=False)
     fig.tight_layout()
     return fig

@@ -83,6 +83,7 @@ ALL_RUNS = PAPER_RUNS + PEER_RUNS + STUDENT_RUNS
 #: The distillation toolkit's runs, ``kd/<size>/<method>_s<seed>``: each method of `kd.methods`
 #: and the no-KD control, at every student size and seed (none without methods).
 KD_RUNS = settings.kd_runs(config)
+KD_CONTROL = settings.KD_CONTROL
 
 
 #: What a dataset's digest holds (recpress_utils.report.digest); latency and relatedness only with `paper`.
@@ -93,6 +94,7 @@ def report_inputs(wildcards):
     """The digest reads every run, the data statistics, and the paper stages' latency and relatedness."""
     inputs = {"runs": [f"{OUT}/runs/{run}/metrics.json" for run in ALL_RUNS],
               "kd": [f"{OUT}/{run}/metrics.json" for run in KD_RUNS],
+              "kd_latency": [f"{OUT}/kd/latency.json"] if KD_RUNS else [],
               "stats": f"{OUT}/prepared/stats.json"}
     if PAPER:
         inputs["latency"] = f"{OUT}/benchmark/latency.json"
@@ -113,6 +115,7 @@ def final_outputs():
         f"{OUT}/prepared/stats.json",
         *[f"{OUT}/runs/{run}/metrics.json" for run in ALL_RUNS],
         *[f"{OUT}/{run}/metrics.json" for run in KD_RUNS],
+        *([f"{OUT}/kd/latency.json"] if KD_RUNS else []),
         *[f"{OUT}/notebooks/{stage}.html" for stage in stages],
     ]
     if PAPER:

@@ -30,3 +30,28 @@ rule kd:
         "../../environment.yml"
     shell:
         "{params.papermill} {input.notebook} {output.notebook} -y {params.nb:q} 2> {log}"
+
+
+# One student per size timed for the compression figure's latency axis (a method changes the
+# weights, not the cost): the first seed's no-KD controls, in one process with every core.
+rule kd_latency:
+    input:
+        test=f"{OUT}/prepared/test.parquet",
+        models=[f"{OUT}/kd/{size}/{KD_CONTROL}_s{_SEED0}/model.pt" for size in config["kd"]["sizes"]],
+    output:
+        f"{OUT}/kd/latency.json",
+    params:
+        py=PY,
+        prepared=f"{OUT}/prepared",
+        runs=json.dumps({size: f"{OUT}/kd/{size}/{KD_CONTROL}_s{_SEED0}" for size in config["kd"]["sizes"]}),
+        repeats=config["benchmark"]["repeats"],
+    log:
+        f"{OUT}/logs/kd_latency.log",
+    benchmark:
+        f"{OUT}/benchmarks/kd_latency.tsv"
+    threads: config["benchmark"]["threads"]
+    conda:
+        "../../environment.yml"
+    shell:
+        "{params.py} -m recpress_utils.latency --prepared {params.prepared} --runs {params.runs:q}"
+        " --threads {threads} --repeats {params.repeats} --out {output} 2> {log}"
