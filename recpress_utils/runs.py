@@ -303,10 +303,44 @@ def kd_run(
     progress: bool = True,
     info: Mapping[str, Any] | None = None,
 ) -> tuple[torch.nn.Module, FitResult, dict[str, Any]]:
-    """Train the student with the configured distillation ``method`` (its name in the profile's
-    ``kd.methods``; ``method_settings`` is that entry: ``method``, a name in
-    :data:`recpress_utils.distill.METHODS`, and its ``settings``), or with its own loss alone when
-    ``method`` is None: the no-KD control the methods are judged against.
+    """Train the student with the configured distillation ``method`` (:func:`kd_fit`), or with its
+    own loss alone when ``method`` is None: the no-KD control the methods are judged against; then
+    test it and write ``metrics.json`` and ``model.pt``. A killed run resumes from its epoch checkpoint."""
+    student, result, kd_info = kd_fit(prepared_dir, method, method_settings, teachers, student_kwargs,
+                                      student_loss, train_cfg, seed, threads, top_k, negatives, progress,
+                                      checkpoint=Path(run_dir) / CHECKPOINT)
+    test = load_sessions(prepared_dir, "test")
+    run_info = {
+        "model": "student",
+        "display_name": "student, no KD" if method is None else f"student, {method}",
+        "node2vec": False,
+        "model_kwargs": student_kwargs,
+        "kd": {**kd_info, **dict(info or {})},
+    }
+    return student, result, _finish_run(student, result, test, train_cfg, seed, threads, run_dir, run_info,
+                                        prepared_dir)
+
+
+def kd_fit(
+    prepared_dir: str | Path,
+    method: str | None,
+    method_settings: Mapping[str, Any] | None,
+    teachers: list[dict[str, Any]],
+    student_kwargs: dict[str, Any],
+    student_loss: Mapping[str, Any],
+    train_cfg: TrainConfig,
+    seed: int,
+    threads: int,
+    top_k: int | None = None,
+    negatives: Mapping[str, Any] | None = None,
+    progress: bool = True,
+    checkpoint: Path | None = None,
+) -> tuple[torch.nn.Module, FitResult, dict[str, Any]]:
+    """Fit the student with ``method`` (its name in the profile's ``kd.methods``; ``method_settings``
+    is that entry: ``method``, a name in :data:`recpress_utils.distill.METHODS`, and its
+    ``settings``), or with its own loss alone when ``method`` is None, on the training split with
+    validation early stopping; the test split is never read (:func:`kd_run` tests, a sweep does not).
+    Returns the student, the fit, and what the run records under ``kd``.
 
     ``teachers``: per teacher its ``model``, ``model_kwargs``, ``checkpoint`` (the trained run of
     the same seed), ``neighbors_path`` ("" for none), ``loss`` and ``loss_settings``; the method
@@ -320,7 +354,7 @@ def kd_run(
     from recpress_utils.distill import build_method, uses_teacher_cache
 
     set_determinism(seed, threads)
-    splits = {s: load_sessions(prepared_dir, s) for s in ("train", "valid", "test")}
+    splits = {s: load_sessions(prepared_dir, s) for s in ("train", "valid")}
     device = pick_device(train_cfg.device)
     kind = None if method is None else (method_settings or {}).get("method")
     if method is not None and kind is None:
@@ -356,21 +390,15 @@ def kd_run(
                                               teachers[0].get("loss_settings"), item_counts=counts)
         loss = build_method(kind, nets, settings, **context)
     result = fit(student, splits["train"], splits["valid"], train_cfg, seed, loss_fn=loss, progress=progress,
-                 checkpoint=Path(run_dir) / CHECKPOINT, keep_checkpoint=True)
-    run_info = {
-        "model": "student",
-        "display_name": "student, no KD" if method is None else f"student, {method}",
-        "node2vec": False,
-        "model_kwargs": student_kwargs,
-        "kd": {"name": method, "method": kind, "spec": dict(method_settings or {}), "student_loss": dict(student_loss),
+                 checkpoint=checkpoint, keep_checkpoint=checkpoint is not None)
+    kd_info = {"name": method, "method": kind, "spec": dict(method_settings or {}), "student_loss": dict(student_loss),
                "teachers": teachers,
                "teacher_cache": None if cache is None else {"top_k": top_k, "prefixes": len(cache.keys),
                                                              "seconds": round(cache_seconds, 1)},
-               "method_parameters": count_parameters(loss) if isinstance(loss, torch.nn.Module) else 0,
-               **dict(info or {})},
-    }
-    return student, result, _finish_run(student, result, splits["test"], train_cfg, seed, threads, run_dir,
-                                        run_info, prepared_dir)
+               "method_parameters": count_parameters(loss) if isinstance(loss, torch.nn.Module) else 0}
+    return student, result, kd_info
+
+
 
 
 def _finish_run(

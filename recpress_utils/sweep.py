@@ -13,7 +13,17 @@ holds what it holds; the best point is printed as the ``settings`` to copy into 
 ``--append`` adds a refined round (around the best point) to the committed table.
 
 Keys of ``--grid`` are the model's constructor ``settings``; ``train.<key>`` sweeps a training
-setting (``train.lr=0.001,0.003``). Values are YAML scalars (``none`` or ``null`` for None).
+setting (``train.lr=0.001,0.003``), ``loss.<key>`` one of its loss (``loss.mask_prob=0.2,0.4``).
+Values are YAML scalars (``none`` or ``null`` for None).
+
+A distillation method of the profile's ``kd.methods`` is swept the same way, its settings as the
+keys, the student at one size (``--size``, default the first of ``kd.sizes``) learning from the
+profile's trained teachers of the seed (their runs must exist)::
+
+    python -m recpress_utils.sweep --configfile config/yoochoose1_64.yaml --kd-method rd \
+        --grid weight=0.1,0.3,1 top_k=10,30
+
+writes ``config/sweeps/<profile>/kd_<method>.csv``.
 """
 
 from __future__ import annotations
@@ -84,15 +94,47 @@ def sweep(config: Mapping[str, Any], model: str, grid: Mapping[str, list[Any]],
     seed = config["seeds"][0] if seed is None else seed
     rows = []
     for point in tqdm(grid_points(grid), desc=f"sweep {model}"):
-        settings = {k: v for k, v in point.items() if not k.startswith("train.")}
+        settings = {k: v for k, v in point.items() if "." not in k}
         train = {k.removeprefix("train."): v for k, v in point.items() if k.startswith("train.")}
-        spec = ModelSpec(base.name, base.architecture, base.loss, base.loss_settings,
+        loss = {k.removeprefix("loss."): v for k, v in point.items() if k.startswith("loss.")}
+        spec = ModelSpec(base.name, base.architecture, base.loss, {**base.loss_settings, **loss},
                          {**base.settings, **settings}, {**base.train, **train})
         cfg = spec.train_config(config["train"])
         rows.append({**point, **validation_scores(spec, prepared, cfg, seed, config["threads"])})
     table = pd.DataFrame(rows)
     metric = base.train_config(config["train"]).select_metric
     return table.sort_values(metric, ascending=False, kind="stable").reset_index(drop=True)
+
+
+def kd_sweep(config: Mapping[str, Any], method: str, grid: Mapping[str, list[Any]], size: str | None = None,
+             seed: int | None = None) -> pd.DataFrame:
+    """One row per grid point of ``kd.methods.<method>``'s settings: the student (at ``size``)
+    distilled with them on the training split and scored on the validation split; best first by
+    the student's ``select_metric``. The teachers are the profile's trained runs of ``seed``."""
+    from recpress_utils.config import stage_params
+    from recpress_utils.runs import kd_fit
+
+    size = size or next(iter(config["kd"]["sizes"]))
+    seed = config["seeds"][0] if seed is None else seed
+    params = stage_params(config, "09_kd", {"size": size, "method": method, "seed": seed})
+    missing = [t["checkpoint"] for t in params["teachers"] if not repo_path(t["checkpoint"]).exists()]
+    if missing and method != "control" and config["kd"]["methods"][method]["method"] != "mutual":
+        raise FileNotFoundError(f"train the teachers first (snakemake ... {' '.join(missing)})")
+    teachers = [{**t, "checkpoint": str(repo_path(t["checkpoint"])),
+                 "neighbors_path": str(repo_path(t["neighbors_path"])) if t["neighbors_path"] else ""}
+                for t in params["teachers"]]
+    cfg = TrainConfig.from_dict(params["train"])
+    prepared = repo_path(params["prepared_dir"])
+    rows = []
+    for point in tqdm(grid_points(grid), desc=f"sweep kd {method}"):
+        started = time.perf_counter()
+        spec = {**params["method_spec"], "settings": {**params["method_spec"].get("settings", {}), **point}}
+        student, _, _ = kd_fit(prepared, method, spec, teachers, params["student_kwargs"], params["student_loss"],
+                                  cfg, seed, config["threads"], params["top_k"], params["negatives"], progress=False)
+        metrics = evaluate(student, load_sessions(prepared, "valid"), "last", cfg.eval_batch_size, cfg.max_len,
+                           next(student.parameters()).device, cfg.exclude_seen).result()
+        rows.append({**point, **metrics, "seconds": round(time.perf_counter() - started, 1)})
+    return pd.DataFrame(rows).sort_values(cfg.select_metric, ascending=False, kind="stable").reset_index(drop=True)
 
 
 def merge_tables(old: pd.DataFrame, new: pd.DataFrame, keys: list[str], metric: str) -> pd.DataFrame:
@@ -117,19 +159,28 @@ def main(argv: list[str] | None = None) -> None:
     """Run a sweep, write its table (atomically) and print the best point's settings."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--configfile", required=True, help="the profile, e.g. config/yoochoose1_64.yaml")
-    parser.add_argument("--model", required=True, help="a name in the profile's models")
-    parser.add_argument("--grid", nargs="+", required=True, help="key=v1,v2 ... (settings, or train.<key>)")
+    what = parser.add_mutually_exclusive_group(required=True)
+    what.add_argument("--model", help="a name in the profile's models")
+    what.add_argument("--kd-method", help="a name in the profile's kd.methods")
+    parser.add_argument("--size", help="with --kd-method: the student size (default the first of kd.sizes)")
+    parser.add_argument("--grid", nargs="+", required=True,
+                        help="key=v1,v2 ... (settings, train.<key> or loss.<key>; a method's settings)")
     parser.add_argument("--seed", type=int, default=None, help="default: the profile's first seed")
     parser.add_argument("--append", action="store_true",
                         help="add to the committed table (a grid refined around its best), not replace it")
     args = parser.parse_args(argv)
     config = load_config(args.configfile)
     grid = parse_grid(args.grid)
-    table = sweep(config, args.model, grid, args.seed)
-    out = sweep_path(args.configfile, args.model)
+    if args.model:
+        table = sweep(config, args.model, grid, args.seed)
+        out = sweep_path(args.configfile, args.model)
+        metric = model_spec(config, args.model).train_config(config["train"]).select_metric
+    else:
+        table = kd_sweep(config, args.kd_method, grid, args.size, args.seed)
+        out = sweep_path(args.configfile, f"kd_{args.kd_method}")
+        metric = model_spec(config, "student").train_config(config["train"]).select_metric
     if args.append and out.exists():
-        table = merge_tables(pd.read_csv(out), table, list(grid),
-                             model_spec(config, args.model).train_config(config["train"]).select_metric)
+        table = merge_tables(pd.read_csv(out), table, list(grid), metric)
     out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(out) as tmp:
         table.round(6).to_csv(tmp, index=False)

@@ -40,3 +40,29 @@ def test_a_refined_round_joins_the_committed_table_and_replaces_a_point_scored_a
     assert merged["k"].tolist() == [100, 200, 50] and merged.loc[0, "seconds"] == 2.0
     with pytest.raises(ValueError, match="lambda"):
         merge_tables(old, new.assign(lambda_position=1), ["k", "lambda_position"], "MRR@20")
+
+
+def test_a_kd_method_sweep_scores_on_validation_against_the_profiles_teacher(tiny_prepared, tmp_path, monkeypatch):
+    """RD's weight swept on the tiny profile: the teacher is the profile's trained GRU4Rec run of
+    the seed; the student is fitted per point and scored on validation; test is never read."""
+    import shutil
+
+    import recpress_utils.runs as runs
+    from recpress_utils.runs import ModelSpec, train_run
+    from recpress_utils.train import TrainConfig
+
+    config = load_config(REPO_ROOT / "config" / "tiny.yaml", {
+        "results_dir": str(tmp_path), "kd": {"methods": {"rd_gru": {"method": "ranking", "teacher": "gru4rec"}}}})
+    out = tmp_path / "synthetic"
+    shutil.copytree(tiny_prepared, out / "prepared")
+    train_run(ModelSpec.from_config("gru4rec"), out / "prepared", out / "runs" / "gru4rec_s42",
+              TrainConfig(epochs=1, batch_size=128, device="cpu"), seed=42, threads=1, progress=False)
+    read = []
+    original = runs.load_sessions
+    monkeypatch.setattr(runs, "load_sessions", lambda d, split: read.append(split) or original(d, split))
+    table = sweep_mod.kd_sweep(config, "rd_gru", {"weight": [0.0, 3.0]}, size="e16")
+    assert "test" not in read and {"train", "valid"} <= set(read)
+    assert sorted(table["weight"]) == [0.0, 3.0] and table["NDCG@10"].is_monotonic_decreasing
+    assert table.loc[table["weight"] == 0.0, "NDCG@10"].item() != table.loc[table["weight"] == 3.0, "NDCG@10"].item()
+    with pytest.raises(FileNotFoundError, match="train the teachers first"):
+        sweep_mod.kd_sweep(config, "rd", {"weight": [1.0]})
