@@ -17,6 +17,18 @@ validate(config, "workflow/schemas/config.schema.yaml")
 
 
 include: "workflow/rules/common.smk"
+
+
+# Cheap jobs run where Snakemake runs, never submitted to a cluster.
+localrules:
+    all,
+    notebook_html,
+    report_html,
+    digest,
+    publish_report,
+    front_page,
+
+
 include: "workflow/rules/data.smk"
 include: "workflow/rules/kg.smk"
 include: "workflow/rules/train.smk"

@@ -162,9 +162,10 @@ KD_CONTROL = "control"
 def kd_runs(cfg: Mapping[str, Any]) -> list[str]:
     """Every run of the distillation toolkit, ``kd/<size>/<method>_s<seed>``: each configured method
     (``kd.methods``) and the no-KD control, at each student size (``kd.sizes``) and seed (common.smk
-    ``KD_RUNS``). None when no method is configured."""
+    ``KD_RUNS``). None when no method is configured, or with ``paper: false`` (the toolkit distils
+    into the paper's student, from the paper's teacher by default: a peers-only run has neither)."""
     methods = list(cfg["kd"]["methods"])
-    if not methods:
+    if not methods or not cfg["paper"]:
         return []
     check_kd(cfg)
     return [f"kd/{size}/{method}_s{seed}" for size in cfg["kd"]["sizes"]

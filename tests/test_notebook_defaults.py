@@ -100,14 +100,19 @@ def test_resolve_gives_every_pipeline_job_its_parameters(tmp_path):
     """For every notebook job of a tiny dry run, resolve (given only the job's identity: model,
     seed, temperature) returns exactly the parameters the rule passes."""
     profile = _profile(tmp_path, tmp_path / "results")
-    proc = _snakemake("--configfile", str(profile), "-n", "-p", "--forceall", "--nolock")
+    # --cores 2: a job's threads are capped by the cores given (the benchmark asks for 2)
+    proc = _snakemake("--configfile", str(profile), "--cores", "2", "-n", "-p", "--forceall", "--nolock")
     assert proc.returncode == 0, proc.stderr[-3000:]
     jobs = []
     for line in (proc.stdout + proc.stderr).splitlines():
         if "papermill" in line and " -y " in line:
             words = shlex.split(line.split("Shell command:", 1)[-1])
             stage = Path(next(w for w in words if re.fullmatch(r"notebooks/0\d_\w+\.ipynb", w))).stem
-            jobs.append((stage, json.loads(words[words.index("-y") + 1])))
+            passed = json.loads(words[words.index("-y") + 1])
+            assert "threads" not in passed, "the job's own thread count is passed with -p, never in the params"
+            flag = words.index("-p")
+            assert words[flag + 1] == "threads"
+            jobs.append((stage, {**passed, "threads": int(words[flag + 2])}))
     assert {stage for stage, _ in jobs} == set(rc.STAGES) | {"07_report"}
     for stage, passed in jobs:
         if stage not in rc.STAGES:

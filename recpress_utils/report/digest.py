@@ -254,6 +254,30 @@ def compare_digests(fresh_dir: str | Path, committed_dir: str | Path,
                             f"{mean_b.loc[group, column]:.4f} (|diff| {d:.4f} > {tolerance})")
     if fresh.relatedness and committed.relatedness:
         problems += _compare_relatedness(fresh.relatedness["runs"], committed.relatedness["runs"], tolerance)
+    if committed.kd is not None:
+        problems += _compare_kd(fresh.kd, committed.kd, tolerance)
+    return problems
+
+
+def _compare_kd(fresh: pd.DataFrame | None, committed: pd.DataFrame, tolerance: float) -> list[str]:
+    """The distillation toolkit's runs compared as the models are: each (size, method)'s mean over
+    seeds of every test metric."""
+    if fresh is None:
+        return ["kd.csv is missing from the fresh digest"]
+    key = ["size", "method", "seed"]
+    a, b = fresh.set_index(key), committed.set_index(key)
+    problems = [f"kd run {z}/{m}_s{s} is missing from the {where} digest"
+                for missing, where in ((b.index.difference(a.index), "fresh"), (a.index.difference(b.index), "committed"))
+                for z, m, s in missing]
+    both = a.index.intersection(b.index)
+    columns = [c for c in metric_columns(committed) if c in a.columns]
+    mean_a = a.loc[both, columns].groupby(level=["size", "method"]).mean()
+    mean_b = b.loc[both, columns].groupby(level=["size", "method"]).mean()
+    for column in columns:
+        diff = (mean_a[column] - mean_b[column]).abs()
+        for (size, method), d in diff[diff > tolerance].items():
+            problems.append(f"kd {size}/{method} {column}, mean over seeds: {mean_a.loc[(size, method), column]:.4f} vs "
+                            f"committed {mean_b.loc[(size, method), column]:.4f} (|diff| {d:.4f} > {tolerance})")
     return problems
 
 

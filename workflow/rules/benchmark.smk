@@ -19,7 +19,6 @@ rule latency:
             neighbors_path=benchmark_inputs(wildcards)["neighbors"],
             graph_path=benchmark_inputs(wildcards)["graph"],
             out_path=f"{OUT}/benchmark/latency.json",
-            threads=config["benchmark"]["threads"],
             repeats=config["benchmark"]["repeats"],
             n_single=config["benchmark"]["n_single"],
             data_seed=config["data_seed"],
@@ -30,7 +29,7 @@ rule latency:
     benchmark:
         f"{OUT}/benchmarks/06_benchmark.tsv"
     threads: config["benchmark"]["threads"]
-    conda:
-        "../../environment.yml"
+    resources:
+        **RESOURCES["benchmark"],
     shell:
-        "{params.papermill} {input.notebook} {output.notebook} -y {params.nb:q} 2> {log}"
+        NOTEBOOK

@@ -3,6 +3,7 @@
 import json
 import os
 import sys
+from pathlib import Path
 
 from recpress_utils import config as settings
 from recpress_utils.data.presplit import SRGNN_DATASETS
@@ -27,8 +28,18 @@ def nb_params(**params):
 
     Rules build it in a function of the wildcards only, never of ``input``: Snakemake records a
     param for its rerun trigger only then (snakemake/snakemake#3895), and a changed setting
-    (say `train.epochs`) must rerun the jobs it reaches."""
-    return json.dumps({"threads": config["threads"], **params}, sort_keys=True)
+    (say `train.epochs`) must rerun the jobs it reaches. The thread count is not among them: the
+    job passes its own (NOTEBOOK), so a cluster job uses the threads it was given."""
+    params.pop("threads", None)
+    return json.dumps(params, sort_keys=True)
+
+
+#: How every stage's notebook runs: papermill with the rule's parameters, then the job's own
+#: thread count (`-p` wins over `-y`).
+NOTEBOOK = "{params.papermill} {input.notebook} {output.notebook} -y {params.nb:q} -p threads {threads} 2> {log}"
+#: What each job asks a cluster scheduler for (config `resources`, sized per profile): memory (MB)
+#: and runtime (minutes) of the cheap jobs, the training jobs (and their GPUs) and the benchmarks.
+RESOURCES = config["resources"]
 
 
 def model_spec(name):
@@ -109,7 +120,7 @@ def final_outputs():
     trained = PAPER_RUNS + PEER_RUNS + [run for run in STUDENT_RUNS if "-T" not in run]
     stages += [f"04_train_model_{run}" for run in trained]
     stages += [f"05_distill_{run.removeprefix('student-')}" for run in STUDENT_RUNS if "-T" in run]
-    stages += [f"09_kd_{run.removeprefix('kd/').replace('/', '_')}" for run in KD_RUNS]
+    stages += ["09_kd_" + "_".join(Path(run).parts[1:]) for run in KD_RUNS]
     outputs = [
         f"{OUT}/report/index.html",
         f"{OUT}/prepared/stats.json",

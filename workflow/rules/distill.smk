@@ -34,7 +34,7 @@ rule distill:
     benchmark:
         f"{OUT}/benchmarks/05_distill_T{{temperature}}_s{{seed}}.tsv"
     threads: config["threads"]
-    conda:
-        "../../environment.yml"
+    resources:
+        **RESOURCES["train"],
     shell:
-        "{params.papermill} {input.notebook} {output.notebook} -y {params.nb:q} 2> {log}"
+        NOTEBOOK

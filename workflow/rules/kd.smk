@@ -26,10 +26,10 @@ rule kd:
     benchmark:
         f"{OUT}/benchmarks/09_kd_{{size}}_{{method}}_s{{seed}}.tsv"
     threads: config["threads"]
-    conda:
-        "../../environment.yml"
+    resources:
+        **RESOURCES["train"],
     shell:
-        "{params.papermill} {input.notebook} {output.notebook} -y {params.nb:q} 2> {log}"
+        NOTEBOOK
 
 
 # One student per size timed for the compression figure's latency axis (a method changes the
@@ -42,7 +42,7 @@ rule kd_latency:
         f"{OUT}/kd/latency.json",
     params:
         py=PY,
-        prepared=f"{OUT}/prepared",
+        prepared=lambda wildcards, input: os.path.dirname(input.test),
         runs=json.dumps({size: f"{OUT}/kd/{size}/{KD_CONTROL}_s{_SEED0}" for size in config["kd"]["sizes"]}),
         repeats=config["benchmark"]["repeats"],
     log:
@@ -50,8 +50,8 @@ rule kd_latency:
     benchmark:
         f"{OUT}/benchmarks/kd_latency.tsv"
     threads: config["benchmark"]["threads"]
-    conda:
-        "../../environment.yml"
+    resources:
+        **RESOURCES["benchmark"],
     shell:
         "{params.py} -m recpress_utils.latency --prepared {params.prepared} --runs {params.runs:q}"
         " --threads {threads} --repeats {params.repeats} --out {output} 2> {log}"

@@ -24,10 +24,10 @@ rule build_kg:
     benchmark:
         f"{OUT}/benchmarks/02_build_kg.tsv"
     threads: config["threads"]
-    conda:
-        "../../environment.yml"
+    resources:
+        **RESOURCES["default"],
     shell:
-        "{params.papermill} {input.notebook} {output.notebook} -y {params.nb:q} 2> {log}"
+        NOTEBOOK
 
 
 # One embedding table per training seed: each seed draws its own walks, so claim C2 is judged
@@ -49,14 +49,13 @@ rule node2vec:
             emb_dir=f"{OUT}/embeddings/s{wildcards.seed}",
             node2vec={k: v for k, v in config["node2vec"].items() if k != "walk_threads"},
             seed=int(wildcards.seed),
-            threads=config["node2vec"]["walk_threads"],  # part of the draw, not of the job
         ),
     log:
         f"{OUT}/logs/03_node2vec_s{{seed}}.log",
     benchmark:
         f"{OUT}/benchmarks/03_node2vec_s{{seed}}.tsv"
-    threads: config["node2vec"]["walk_threads"]
-    conda:
-        "../../environment.yml"
+    threads: config["node2vec"]["walk_threads"]  # the walks' threads are part of the draw: keep them fixed
+    resources:
+        **RESOURCES["default"],
     shell:
-        "{params.papermill} {input.notebook} {output.notebook} -y {params.nb:q} 2> {log}"
+        NOTEBOOK

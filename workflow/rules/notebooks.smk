@@ -10,7 +10,7 @@ rule notebook_html:
         py=PY,
     log:
         "{path}/logs/{name}.html.log",
-    conda:
-        "../../environment.yml"
+    resources:
+        **RESOURCES["default"],
     shell:
         "{params.py} -m nbconvert --to html --stdout {input} > {output} 2> {log}"

@@ -19,8 +19,8 @@ rule relatedness:
     benchmark:
         f"{OUT}/benchmarks/relatedness.tsv"
     threads: config["threads"]
-    conda:
-        "../../environment.yml"
+    resources:
+        **RESOURCES["default"],
     shell:
         "{params.py} -m recpress_utils.relatedness --runs {params.runs:q} --examples {params.examples:q}"
         " --prepared {params.prepared} --graph {input.graph} --neighbors {input.neighbors}"
@@ -41,8 +41,8 @@ rule digest:
         config=json.dumps(config, sort_keys=True),
     log:
         f"{OUT}/logs/digest.log",
-    conda:
-        "../../environment.yml"
+    resources:
+        **RESOURCES["default"],
     shell:
         "{params.py} -m recpress_utils.report.digest --results {params.results} --out {params.out}"
         " --config {params.config:q} 2> {log}"
@@ -60,10 +60,10 @@ rule report:
     log:
         f"{OUT}/logs/07_report.log",
     threads: 1
-    conda:
-        "../../environment.yml"
+    resources:
+        **RESOURCES["default"],
     shell:
-        "{params.papermill} {input.notebook} {output.notebook} -y {params.nb:q} 2> {log}"
+        NOTEBOOK
 
 
 rule report_html:
@@ -75,8 +75,8 @@ rule report_html:
         py=PY,
     log:
         f"{OUT}/logs/report_html.log",
-    conda:
-        "../../environment.yml"
+    resources:
+        **RESOURCES["default"],
     shell:
         "{params.py} -m nbconvert --to html --no-prompt --stdout {input} > {output} 2> {log}"
 
@@ -103,11 +103,11 @@ rule publish_report:
         folder=lambda wildcards, output: os.path.dirname(output.digest[0]),
     log:
         f"{OUT}/logs/publish_report.log",
-    conda:
-        "../../environment.yml"
+    resources:
+        **RESOURCES["default"],
     shell:
         "(cp {input.digest} {params.folder}/"
-        " && {params.papermill} {input.notebook} {output.notebook} -y {params.nb:q}"
+        " && {params.papermill} {input.notebook} {output.notebook} -y {params.nb:q} -p threads {threads}"
         " && {params.py} -m nbconvert --to html --no-input --no-prompt --stdout {output.notebook} > {output.html})"
         " 2> {log}"
 
@@ -127,9 +127,9 @@ rule front_page:
         nb=nb_params(reports_dir="reports"),
     log:
         f"{OUT}/logs/front_page.log",
-    conda:
-        "../../environment.yml"
+    resources:
+        **RESOURCES["default"],
     shell:
-        "({params.papermill} {input.notebook} {output.notebook} -y {params.nb:q}"
+        "({params.papermill} {input.notebook} {output.notebook} -y {params.nb:q} -p threads {threads}"
         " && {params.py} -m nbconvert --to html --no-input --no-prompt --stdout {output.notebook} > {output.html})"
         " 2> {log}"

@@ -33,7 +33,7 @@ rule train_model:
     benchmark:
         f"{OUT}/benchmarks/04_train_model_{{model}}{{n2v}}_s{{seed}}.tsv"
     threads: config["threads"]
-    conda:
-        "../../environment.yml"
+    resources:
+        **RESOURCES["train"],
     shell:
-        "{params.papermill} {input.notebook} {output.notebook} -y {params.nb:q} 2> {log}"
+        NOTEBOOK
