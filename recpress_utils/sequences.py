@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Iterator, Literal, Sequence
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
@@ -32,9 +33,18 @@ class Sessions:
 def load_sessions(prepared_dir: str | Path, split: str) -> Sessions:
     """Read ``<prepared_dir>/<split>.parquet`` written by :mod:`recpress_utils.data.prepare`."""
     table = pq.read_table(Path(prepared_dir) / f"{split}.parquet", columns=["items", "actions"])
-    items = [np.asarray(x, dtype=np.int64) for x in table.column("items").to_pylist()]
-    actions = [np.asarray(x, dtype=np.int8) for x in table.column("actions").to_pylist()]
-    return Sessions(items, actions)
+    return Sessions(_rows(table.column("items"), np.int64), _rows(table.column("actions"), np.int8))
+
+
+def _rows(column: pa.ChunkedArray, dtype: type) -> list[np.ndarray]:
+    """A list column as one array per row, cut from one flat array by the list offsets: no Python
+    object per item (``to_pylist`` took 4 s per 300k sessions; this, a fraction of a second)."""
+    array = column.combine_chunks()
+    if len(array) == 0:
+        return []
+    offsets = array.offsets.to_numpy()
+    flat = array.flatten().to_numpy(zero_copy_only=False).astype(dtype)
+    return np.split(flat, offsets[1:-1] - offsets[0])
 
 
 def n_items(prepared_dir: str | Path) -> int:

@@ -77,3 +77,24 @@ def test_training_windows_leave_short_sessions_unchanged():
     sessions = Sessions(items, [np.zeros(3), np.zeros(2)])
     windows = training_windows(sessions, 50)
     assert [w.tolist() for w in windows.items] == [[1, 2, 3], [4, 5]]
+
+
+def test_load_sessions_cuts_rows_from_the_flat_column_exactly(tiny_prepared, tmp_path) -> None:
+    """The vectorised reader gives exactly what one Python list per row gave, dtypes included, and
+    an empty split gives no rows."""
+    import numpy as np
+    import pyarrow.parquet as pq
+
+    from recpress_utils.sequences import load_sessions
+
+    for split in ("train", "test"):
+        got = load_sessions(tiny_prepared, split)
+        table = pq.read_table(tiny_prepared / f"{split}.parquet", columns=["items", "actions"])
+        for column, rows, dtype in (("items", got.items, np.int64), ("actions", got.actions, np.int8)):
+            expected = [np.asarray(x, dtype=dtype) for x in table.column(column).to_pylist()]
+            assert len(rows) == len(expected)
+            assert all(a.dtype == dtype and np.array_equal(a, b) for a, b in zip(rows, expected))
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    pq.write_table(pq.read_table(tiny_prepared / "test.parquet").slice(0, 0), empty / "test.parquet")
+    assert load_sessions(empty, "test").items == []
