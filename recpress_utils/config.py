@@ -247,6 +247,11 @@ def raw_events(cfg: Mapping[str, Any]) -> list[str]:
         if not files:
             raise ValueError(f"data_path={cfg['data_path']!r} matches no file")
         return files
+    if cfg["dataset"] == "synthetic" and cfg["synthetic"].get("monthly"):
+        from recpress_utils.data import synthetic
+
+        months = synthetic.month_files(synthetic.SyntheticConfig.from_dict(cfg["synthetic"]))
+        return [f"{results_folder(cfg)}/raw/{name}" for name in months]
     return [f"{results_folder(cfg)}/raw/events.csv"]
 
 
@@ -269,14 +274,17 @@ def ensure_raw_events(cfg: Mapping[str, Any], data_seed: int) -> None:
     """Write the raw events of a synthetic or MovieLens dataset if missing, as the rules
     ``synthetic_events`` (config ``synthetic`` knobs, seed ``data_seed``) and
     ``movielens_events`` do. For notebooks run stand-alone; REES46 files are never written."""
-    path = repo_path(f"{results_folder(cfg)}/raw/events.csv")
-    if cfg["dataset"] == "rees46" or path.exists():
+    if cfg["dataset"] == "rees46" or all(repo_path(p).exists() for p in raw_events(cfg)):
         return
+    path = repo_path(f"{results_folder(cfg)}/raw/events.csv")
     if cfg["dataset"] == "synthetic":
         from recpress_utils.data import synthetic
 
-        synthetic.write_events_csv(
-            synthetic.SyntheticConfig.from_dict({**cfg["synthetic"], "seed": data_seed}), path)
+        knobs = synthetic.SyntheticConfig.from_dict({**cfg["synthetic"], "seed": data_seed})
+        if knobs.monthly:
+            synthetic.write_monthly_csvs(knobs, path.parent)
+        else:
+            synthetic.write_events_csv(knobs, path)
     else:
         from recpress_utils.data import movielens
 
@@ -299,6 +307,7 @@ def _prepare_data(cfg: dict, p: dict) -> None:  # rule prepare_data (data.smk)
         p["raw_paths"] = raw_events(cfg)
     _fill(p, "out_dir", lambda: f"{results_folder(cfg)}/prepared")
     _fill(p, "prepare", lambda: cfg["prepare"])
+    _fill(p, "memory_mb", lambda: cfg["resources"]["data"]["mem_mb"])
 
 
 def _build_kg(cfg: dict, p: dict) -> None:  # rule build_kg (kg.smk)
@@ -386,7 +395,7 @@ def _benchmark(cfg: dict, p: dict) -> None:  # rule latency (benchmark.smk), ben
     for role in ("teacher", "baseline", "student"):
         _fill(p, role, lambda: names[role])
     _fill(p, "neighbors_path", lambda: f"{out}/kg/neighbors.pt")
-    _fill(p, "graph_path", lambda: f"{out}/kg/graph.tsv.gz")
+    _fill(p, "graph_path", lambda: f"{out}/kg/graph.parquet")
     _fill(p, "out_path", lambda: f"{out}/benchmark/latency.json")
     _fill(p, "threads", lambda: bench["threads"])  # the benchmark's own thread count
     for key in ("repeats", "n_single", "catalogue_sizes"):
@@ -397,7 +406,8 @@ def _benchmark(cfg: dict, p: dict) -> None:  # rule latency (benchmark.smk), ben
 #: Notebook (file stem) -> the parameters its rule passes (besides ``profile``), and the
 #: function filling them from the config. ``threads`` defaults to the config's ``threads``.
 STAGES: dict[str, tuple[tuple[str, ...], Callable[[dict, dict], None]]] = {
-    "01_prepare_data": (("dataset", "raw_paths", "out_dir", "prepare", "data_seed", "threads"), _prepare_data),
+    "01_prepare_data": (("dataset", "raw_paths", "out_dir", "prepare", "data_seed", "threads", "memory_mb"),
+                        _prepare_data),
     "02_build_kg": (("prepared_dir", "kg_dir", "kg", "data_seed", "threads"), _build_kg),
     "03_node2vec": (("prepared_dir", "kg_dir", "emb_dir", "node2vec", "seed", "threads"), _node2vec),
     "04_train_model": (("model", "spec", "node2vec", "seed", "prepared_dir", "neighbors_path",

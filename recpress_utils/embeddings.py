@@ -48,7 +48,7 @@ from numba_progress.progress import is_notebook
 from pecanpy import pecanpy as pecanpy_modes
 
 from recpress_utils.io import atomic_path, write_json
-from recpress_utils.kg import CO_OCCURRENCE, KnowledgeGraph
+from recpress_utils.kg import CO_OCCURRENCE, GRAPH_FILE, KnowledgeGraph
 from recpress_utils.sequences import n_items as count_items
 from recpress_utils.settings import Settings
 
@@ -242,7 +242,7 @@ def run_node2vec(
     verbose = not is_notebook() if verbose is None else verbose
     prepared_dir, emb_dir = Path(prepared_dir), Path(emb_dir)
     items = pd.read_parquet(prepared_dir / "items.parquet")
-    kg = KnowledgeGraph.read(Path(kg_dir) / "graph.tsv.gz", items)
+    kg = KnowledgeGraph.read(Path(kg_dir) / GRAPH_FILE, items)
     if kg.n_items != count_items(prepared_dir):
         raise ValueError(f"{kg_dir} was built for {kg.n_items - 1} items, "
                          f"{prepared_dir} has {count_items(prepared_dir) - 1}: rebuild the graph")

@@ -26,16 +26,16 @@ Only training sessions ever enter :func:`build_kg`, so validation and test canno
 
 from __future__ import annotations
 
-import gzip
 import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-import networkx as nx
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import scipy.sparse as sp
 import torch
 
@@ -57,7 +57,9 @@ MEANING: dict[str, str] = {
     "same_brand": "same brand; the group's top_m most popular",
 }
 ATTRIBUTE_WEIGHT = 1.0
-_META_PREFIX = "# meta "
+#: The graph's file in a KG folder (:meth:`KnowledgeGraph.write`).
+GRAPH_FILE = "graph.parquet"
+_META_KEY = "recpress_kg"
 
 
 @dataclass(frozen=True)
@@ -125,48 +127,41 @@ class KnowledgeGraph:
     def properties(self) -> list[str]:
         return list(self.edges)
 
-    def to_networkx(self) -> nx.MultiGraph:
-        """Every item is a node (attributes category, brand); one keyed edge per property."""
-        g = nx.MultiGraph()
-        g.add_nodes_from(
-            (i, {"category": self.category[i], "brand": self.brand[i]}) for i in range(1, self.n_items)
-        )
-        for prop, e in self.edges.items():
-            g.add_edges_from(
-                (int(a), int(b), prop, {"property": prop, "weight": float(w)})
-                for a, b, w in zip(e.u, e.v, e.weight)
-            )
-        return g
-
     def write(self, path: str | Path) -> None:
-        """Gzip TSV edge list ``u v property weight`` via networkx, atomically and byte-stable.
+        """Parquet edge list ``u, v, property, weight`` (u < v, by property then (u, v)), atomically.
 
-        Two comment lines lead: a ``# meta`` JSON line (n_items, properties, alpha, candidates)
-        so :meth:`read` restores what the edge list alone cannot, and the column names.
+        Four numbers an edge on disk and in memory, no graph object: the paper-scale graph
+        (millions of edges) is written and read in seconds. The schema metadata carries what
+        the edge list alone cannot (n_items, properties, alpha, candidates).
         """
         meta = {"n_items": self.n_items, "properties": self.properties,
                 "alpha": self.alpha, "candidates": self.candidates}
-        with atomic_path(path) as tmp, open(tmp, "wb") as raw, \
-                gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as f:
-            f.write(f"{_META_PREFIX}{json.dumps(meta, sort_keys=True)}\n# u\tv\tproperty\tweight\n".encode())
-            nx.write_edgelist(self.to_networkx(), f, delimiter="\t", data=["property", "weight"])
+        props = self.properties
+        table = pa.table({
+            "u": np.concatenate([e.u for e in self.edges.values()]).astype(np.int64),
+            "v": np.concatenate([e.v for e in self.edges.values()]).astype(np.int64),
+            "property": pa.DictionaryArray.from_arrays(
+                np.repeat(np.arange(len(props), dtype=np.int32), [len(e) for e in self.edges.values()]),
+                pa.array(props, pa.string())),
+            "weight": np.concatenate([e.weight for e in self.edges.values()]).astype(np.float64),
+        }).replace_schema_metadata({_META_KEY: json.dumps(meta, sort_keys=True)})
+        with atomic_path(path) as tmp:
+            pq.write_table(table, tmp, compression="zstd")
 
     @classmethod
     def read(cls, path: str | Path, items: pd.DataFrame | None = None) -> "KnowledgeGraph":
         """Inverse of :meth:`write`; node attributes come from ``items`` when given."""
-        with gzip.open(path, "rt") as f:
-            first = f.readline()
-            if not first.startswith(_META_PREFIX):
-                raise ValueError(f"{path}: not a RecPress KG file (no '{_META_PREFIX.strip()}' line)")
-            meta = json.loads(first[len(_META_PREFIX):])
-            g = nx.read_edgelist(f, delimiter="\t", nodetype=int, create_using=nx.MultiGraph,
-                                 data=[("property", str), ("weight", float)])
+        table = pq.read_table(path)
+        meta_raw = (table.schema.metadata or {}).get(_META_KEY.encode())
+        if meta_raw is None:
+            raise ValueError(f"{path}: not a RecPress KG file (no '{_META_KEY}' metadata)")
+        meta = json.loads(meta_raw)
         n, props = int(meta["n_items"]), meta["properties"]
-        parts: dict[str, list[tuple[int, int, float]]] = {p: [] for p in props}
-        for a, b, d in g.edges(data=True):
-            parts[d["property"]].append((min(a, b), max(a, b), d["weight"]))
-        edges = {p: _sorted_edges(*map(np.asarray, zip(*rows))) if rows else Edges.empty()
-                 for p, rows in parts.items()}
+        prop = table.column("property").combine_chunks()
+        codes = prop.indices.to_numpy()
+        names = np.asarray(prop.dictionary.to_pylist(), dtype=object)[codes] if len(codes) else codes
+        u, v, w = (table.column(c).to_numpy() for c in ("u", "v", "weight"))
+        edges = {p: _sorted_edges(u[names == p], v[names == p], w[names == p]) for p in props}
         category, brand = node_attributes(items, n) if items is not None else ([None] * n, [None] * n)
         return cls(n, edges, {p: meta["alpha"][p] for p in props},
                    {p: meta["candidates"][p] for p in props}, category, brand)
@@ -363,8 +358,11 @@ def degrees(kg: KnowledgeGraph, prop: str) -> np.ndarray:
     return np.bincount(np.concatenate([e.u, e.v]), minlength=kg.n_items)[1:]
 
 
-def neighbourhood(kg: KnowledgeGraph, item: int, top_k: int) -> nx.MultiGraph:
-    """The star of ``item``: its ``top_k`` strongest neighbours in every projection, for drawing."""
+def neighbourhood(kg: KnowledgeGraph, item: int, top_k: int) -> "nx.MultiGraph":
+    """The star of ``item``: its ``top_k`` strongest neighbours in every projection, for drawing
+    (the one place networkx serves: a figure of a handful of nodes)."""
+    import networkx as nx
+
     g = nx.MultiGraph()
     g.add_node(item, category=kg.category[item], brand=kg.brand[item])
     for prop, e in kg.edges.items():
@@ -391,12 +389,12 @@ def kg_stats(kg: KnowledgeGraph) -> dict[str, Any]:
 
 
 def run_build_kg(prepared_dir: str | Path, kg_dir: str | Path, cfg: KGConfig) -> dict[str, Any]:
-    """Build from ``train.parquet`` + ``items.parquet``; write graph.tsv.gz, neighbors.pt, kg_stats.json."""
+    """Build from ``train.parquet`` + ``items.parquet``; write graph.parquet, neighbors.pt, kg_stats.json."""
     prepared_dir, kg_dir = Path(prepared_dir), Path(kg_dir)
     started = time.perf_counter()
     items = pd.read_parquet(prepared_dir / "items.parquet")
     kg = build_kg(load_sessions(prepared_dir, "train"), items, cfg)
-    kg.write(kg_dir / "graph.tsv.gz")
+    kg.write(kg_dir / GRAPH_FILE)
     with atomic_path(kg_dir / "neighbors.pt") as tmp:
         torch.save(kg.neighbor_tables(kg.n_items, cfg.top_m), tmp)
     pmi_seconds = sum(t for p, t in kg.timing.items() if p in CO_OCCURRENCE)

@@ -26,14 +26,13 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
-import networkx as nx
 import numpy as np
 import pandas as pd
 import torch
 
 from recpress_utils.data.synthetic import SyntheticConfig
 from recpress_utils.io import read_json, write_json
-from recpress_utils.kg import KnowledgeGraph
+from recpress_utils.kg import Edges, KnowledgeGraph
 from recpress_utils.models import build_model, uses_kg
 from recpress_utils.models.mixed_attention import MixedAttention
 from recpress_utils.models.session_knn import SessionKNN
@@ -142,10 +141,15 @@ def _floor_call(n_items: int, n_requests: int, dim: int, seed: int, topk: bool,
 
 
 def model_size(model: torch.nn.Module) -> dict[str, int]:
-    """Trainable parameters and bytes of the saved state dict (what ships to a server)."""
+    """Trainable parameters, bytes of the saved state dict (the checkpoint that ships to a
+    server) and, stated apart, bytes of the dataset's tables inference also needs (the KG
+    teacher's neighbour tables: buffers stored once per dataset, not in the checkpoint)."""
     buffer = io.BytesIO()
     torch.save(model.state_dict(), buffer)
-    return {"parameters": sum(p.numel() for p in model.parameters()), "bytes": buffer.getbuffer().nbytes}
+    saved = set(model.state_dict())
+    tables = sum(b.numel() * b.element_size() for name, b in model.named_buffers() if name not in saved)
+    return {"parameters": sum(p.numel() for p in model.parameters()), "bytes": buffer.getbuffer().nbytes,
+            "table_bytes": tables}
 
 
 class GraphTraversalTeacher(MixedAttention):
@@ -153,11 +157,11 @@ class GraphTraversalTeacher(MixedAttention):
 
     Same weights and same outputs as the table-based teacher (tested), but
     :meth:`neighbors_for` looks every item of every request up in the graph's adjacency
-    instead of indexing precomputed top-``top_m`` tables. The adjacency is the networkx
-    graph's, converted once to per-property CSR arrays whose rows are already in the paper's
+    instead of indexing precomputed top-``top_m`` tables. The adjacency is the graph's edge
+    list, converted once to per-property CSR arrays whose rows are already in the paper's
     order (weight desc, then id asc): a look-up is a walk to the item's row and a read of its
-    first ``top_m`` entries, not a walk over networkx dicts plus a sort of every neighbour,
-    which on a dense graph (MovieLens-100k) made one benchmark take more than 9 minutes.
+    first ``top_m`` entries, not a walk over a graph library's dicts plus a sort of every
+    neighbour, which on a dense graph (MovieLens-100k) made one benchmark take more than 9 minutes.
     """
 
     properties: list[str]
@@ -166,13 +170,12 @@ class GraphTraversalTeacher(MixedAttention):
     adjacency: list[tuple[np.ndarray, np.ndarray, np.ndarray]]
 
     @classmethod
-    def from_teacher(cls, teacher: MixedAttention, graph: nx.MultiGraph, properties: list[str]
-                     ) -> "GraphTraversalTeacher":
+    def from_teacher(cls, teacher: MixedAttention, graph: KnowledgeGraph) -> "GraphTraversalTeacher":
         model = copy.deepcopy(teacher)
         model.__class__ = cls
-        model.properties = list(properties)
+        model.properties = graph.properties
         model.top_m = teacher.neighbor_index.shape[-1]
-        model.adjacency = _sorted_adjacency(graph, model.properties, teacher.n_items)
+        model.adjacency = [_sorted_adjacency(graph.edges[p], teacher.n_items) for p in graph.properties]
         return model
 
     def neighbors_for(self, items: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -193,33 +196,22 @@ class GraphTraversalTeacher(MixedAttention):
                 torch.from_numpy(weight).view(shape).to(items.device))
 
 
-def _sorted_adjacency(graph: nx.MultiGraph, properties: list[str], n_items: int
-                      ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """Per property, the CSR adjacency over nodes ``0..n_items-1``, each row sorted once.
+def _sorted_adjacency(edges: Edges, n_items: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The CSR adjacency of one property over nodes ``0..n_items-1``, each row sorted once.
 
-    Row ``i`` holds what ``graph.adj[i]`` holds under that key (both ends of an edge, a
-    self-loop once), ordered by weight descending, then neighbour id ascending: the order of
-    the neighbour tables. One pass over the edges; nodes outside the model's catalogue can
-    never be looked up and are left out.
+    Row ``i`` holds both ends of every edge at ``i`` (a self-loop once), ordered by weight
+    descending, then neighbour id ascending: the order of the neighbour tables. Nodes outside
+    the model's catalogue can never be looked up and are left out.
     """
-    found: dict[str, tuple[list[int], list[int], list[float]]] = {p: ([], [], []) for p in properties}
-    for u, v, key, w in graph.edges(keys=True, data="weight"):
-        if key in found:
-            found[key][0].append(u)
-            found[key][1].append(v)
-            found[key][2].append(w)
-    adjacency = []
-    for prop in properties:
-        u, v, w = (np.asarray(x, dtype) for x, dtype in zip(found[prop], (np.int64, np.int64, np.float64)))
-        twice = u != v
-        src, dst = np.concatenate([u, v[twice]]), np.concatenate([v, u[twice]])
-        w = np.concatenate([w, w[twice]])
-        inside = src < n_items
-        src, dst, w = src[inside], dst[inside], w[inside]
-        order = np.lexsort((dst, -w, src))
-        indptr = np.concatenate([[0], np.cumsum(np.bincount(src, minlength=n_items))])
-        adjacency.append((indptr, dst[order], w[order]))
-    return adjacency
+    twice = edges.u != edges.v
+    src = np.concatenate([edges.u, edges.v[twice]])
+    dst = np.concatenate([edges.v, edges.u[twice]])
+    w = np.concatenate([edges.weight, edges.weight[twice]])
+    inside = src < n_items
+    src, dst, w = src[inside], dst[inside], w[inside]
+    order = np.lexsort((dst, -w, src))
+    indptr = np.concatenate([[0], np.cumsum(np.bincount(src, minlength=n_items))])
+    return indptr, dst[order], w[order]
 
 
 def benchmark(
@@ -483,8 +475,7 @@ def run_benchmark(
     models = {name: load_run(run_dir, prepared_dir, neighbors_path) for name, run_dir in runs.items()}
     if isinstance(models[teacher], MixedAttention):
         kg = KnowledgeGraph.read(graph_path)
-        models[f"{teacher} (graph traversal)"] = GraphTraversalTeacher.from_teacher(
-            models[teacher], kg.to_networkx(), kg.properties)
+        models[f"{teacher} (graph traversal)"] = GraphTraversalTeacher.from_teacher(models[teacher], kg)
     result = benchmark(models, requests, n_items(prepared_dir), threads, repeats, n_single)
     result["runs"] = {name: str(path) for name, path in runs.items()}
     if catalogue_sizes:
@@ -509,6 +500,8 @@ def latency_table(result: dict) -> pd.DataFrame:
             "x floor (batched)": row["x_floor"],
             "parameters": row["parameters"],
             "MB on disk": row["bytes"] / 1e6,
+            # older digests counted the tables inside the checkpoint
+            "MB of data tables": row["table_bytes"] / 1e6 if "table_bytes" in row else float("nan"),
         }
     floor = result["floor"]["product_topk"]
     rows["scoring floor (64 x |I| product + top-100)"] = {

@@ -449,6 +449,9 @@ def load_run(run_dir: str | Path, prepared_dir: str | Path, neighbors_path: str 
              ) -> torch.nn.Module:
     """A trained model from its run folder (``metrics.json`` says which model and settings)."""
     info = read_json(Path(run_dir) / "metrics.json")
+    if uses_kg(info["model"]) and neighbors_path is None:
+        raise ValueError(f"{run_dir}: a {info['model']} model reads the dataset's KG tables: "
+                         "pass neighbors_path (kg/neighbors.pt); the checkpoint does not carry them")
     net = build_for_data(info["model"], prepared_dir, info["model_kwargs"], neighbors_path=neighbors_path)
     net.load_state_dict(torch.load(Path(run_dir) / "model.pt"))
     return net.eval()

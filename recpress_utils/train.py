@@ -7,6 +7,7 @@ its own), so the baseline, the teacher, the student and the peers all train the 
 from __future__ import annotations
 
 import copy
+import itertools
 import os
 import random
 import time
@@ -48,12 +49,17 @@ class TrainConfig(Settings):
     #: newest ones too, as the published SR-GNN-protocol models did) for the chosen number of
     #: epochs, and evaluate that one.
     refit: bool = False
+    #: A budget for data too large to train through on a CPU (the paper-scale profile): an epoch
+    #: ends after this many batches of the shuffled training sequences. None: all of them.
+    max_batches: int | None = None
 
     def __post_init__(self) -> None:
         if self.loss_positions not in ("all", "last"):
             raise ValueError(f"loss_positions must be 'all' or 'last', not {self.loss_positions!r}")
         if self.epochs < 1 or self.batch_size < 1 or self.patience < 1:
             raise ValueError("epochs, batch_size and patience must be >= 1")
+        if self.max_batches is not None and self.max_batches < 1:
+            raise ValueError("max_batches must be >= 1 (or null: every batch)")
 
 
 
@@ -168,8 +174,13 @@ def fit(
     best_score, best_epoch, best_state, since_best = -1.0, 0, copy.deepcopy(model.state_dict()), 0
     train = training_windows(train, cfg.max_len)
     n_batches = -(-len(train) // cfg.batch_size)
+    if cfg.max_batches is not None:
+        n_batches = min(n_batches, cfg.max_batches)
     started = time.perf_counter()
-    key = {"settings": asdict(cfg), "seed": seed, "keep_last": keep_last, "train_sequences": len(train),
+    # Settings left at None are not part of the key: a setting added later (default None) does
+    # not orphan the checkpoints written before it.
+    settings = {k: v for k, v in asdict(cfg).items() if v is not None}
+    key = {"settings": settings, "seed": seed, "keep_last": keep_last, "train_sequences": len(train),
            "parameters": count_parameters(model)}
     if loss_module is not None:
         key["loss_parameters"] = count_parameters(loss_module)
@@ -195,7 +206,8 @@ def fit(
         if loss_module is not None:
             loss_module.train()
         total, count = 0.0, 0
-        bar = tqdm(train_batches(train, cfg.batch_size, generator, cfg.max_len), total=n_batches,
+        batches = itertools.islice(train_batches(train, cfg.batch_size, generator, cfg.max_len), n_batches)
+        bar = tqdm(batches, total=n_batches,
                    desc=f"epoch {epoch}", leave=False, disable=not progress)
         for inputs, targets in bar:
             optimiser.zero_grad(set_to_none=True)

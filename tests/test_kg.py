@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import gzip
 import itertools
 import json
 from collections import Counter
 from pathlib import Path
 
-import networkx as nx
 import numpy as np
 import pandas as pd
 import pytest
@@ -216,26 +214,26 @@ def test_neighbor_tables_shape_sorting_padding():
     assert not t["index"][:, 6].any()  # an item with no edges is all padding
 
 
-def test_edge_list_file_round_trips_through_networkx(tmp_path):
+def test_edge_list_file_round_trips_as_parquet(tmp_path):
     train = _random_sessions(5)
     kg = build_kg(train, _items(14, brand=["p", "q"] * 7), KGConfig(top_m=4))
-    path = tmp_path / "graph.tsv.gz"
+    path = tmp_path / "graph.parquet"
     kg.write(path)
-    back = KnowledgeGraph.read(path)
+    back = KnowledgeGraph.read(path, _items(14, brand=["p", "q"] * 7))
     assert back.n_items == kg.n_items and back.properties == kg.properties and back.alpha == kg.alpha
+    assert back.candidates == kg.candidates and back.brand[1] == "p"
     for p in kg.properties:
         for name in ("u", "v", "weight"):
             assert np.array_equal(getattr(back.edges[p], name), getattr(kg.edges[p], name)), (p, name)
-    # the file is an ordinary networkx edge list a user can open
-    g = nx.read_edgelist(gzip.open(path, "rt"), delimiter="\t", nodetype=int, create_using=nx.MultiGraph,
-                         data=[("property", str), ("weight", float)])
-    assert g.number_of_edges() == sum(len(e) for e in kg.edges.values())
-    assert Counter(d["property"] for _, _, d in g.edges(data=True)) == {p: len(e) for p, e in kg.edges.items() if len(e)}
-    mg = kg.to_networkx()
-    assert mg.number_of_nodes() == kg.n_items - 1 and mg.nodes[1]["brand"] == "p"
-    assert mg.has_edge(*map(int, (kg.edges["co_view"].u[0], kg.edges["co_view"].v[0])), key="co_view")
-    kg.write(tmp_path / "again.tsv.gz")
-    assert (tmp_path / "again.tsv.gz").read_bytes() == path.read_bytes(), "byte-stable output"
+    # the file is an ordinary edge list any parquet reader opens, one row an edge
+    table = pd.read_parquet(path)
+    assert list(table.columns) == ["u", "v", "property", "weight"] and (table["u"] < table["v"]).all()
+    assert Counter(table["property"]) == {p: len(e) for p, e in kg.edges.items() if len(e)}
+    kg.write(tmp_path / "again.parquet")
+    assert (tmp_path / "again.parquet").read_bytes() == path.read_bytes(), "byte-stable output"
+    pd.DataFrame({"u": [1]}).to_parquet(tmp_path / "other.parquet")
+    with pytest.raises(ValueError, match="other.parquet: not a RecPress KG file"):
+        KnowledgeGraph.read(tmp_path / "other.parquet")
 
 
 def test_config_from_dict_rejects_unknown_keys():
@@ -262,7 +260,7 @@ def prepared(tmp_path) -> Path:
 def _outputs(kg_dir: Path) -> tuple[bytes, dict, dict]:
     stats = json.loads((kg_dir / "kg_stats.json").read_text())
     stats.pop("timing")
-    return (kg_dir / "graph.tsv.gz").read_bytes(), torch.load(kg_dir / "neighbors.pt"), stats
+    return (kg_dir / "graph.parquet").read_bytes(), torch.load(kg_dir / "neighbors.pt"), stats
 
 
 def _add_pair_sessions(path: Path, a: int, b: int, copies: int = 50) -> None:
@@ -276,7 +274,7 @@ def _add_pair_sessions(path: Path, a: int, b: int, copies: int = 50) -> None:
 
 def test_validation_and_test_sessions_do_not_change_the_graph(prepared, tmp_path):
     stats = run_build_kg(prepared, tmp_path / "before", KGConfig())
-    assert {"graph.tsv.gz", "neighbors.pt", "kg_stats.json"} <= {p.name for p in (tmp_path / "before").iterdir()}
+    assert {"graph.parquet", "neighbors.pt", "kg_stats.json"} <= {p.name for p in (tmp_path / "before").iterdir()}
     assert stats["edges"]["co_view"] > 0 and stats["timing"]["pmi_seconds"] >= 0
     n = pd.read_parquet(prepared / "items.parquet")["item_idx"].max()
     a, b = 1, int(n)  # a popular and the rarest item: a new, strong pair if it were counted

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import json
 
-import networkx as nx
 import numpy as np
 import pytest
 import torch
 
 from recpress_utils.io import write_json
-from recpress_utils.kg import KGConfig, run_build_kg
+from recpress_utils.kg import Edges, KGConfig, KnowledgeGraph, run_build_kg
 from recpress_utils.latency import (
     GraphTraversalTeacher,
     benchmark,
@@ -35,18 +34,17 @@ SMALL = {
 }
 
 
-def _sorting_lookup(graph: nx.MultiGraph, props: list[str], top_m: int, items: torch.Tensor
-                    ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The look-up before the speed-up (networkx walk and a sort per look-up): the oracle."""
+def _sorting_lookup(adjacency: dict[str, dict[int, list[tuple[int, float]]]], props: list[str], top_m: int,
+                    items: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The look-up before the speed-up (a walk over adjacency dicts and a sort per look-up): the oracle."""
     flat = items.reshape(-1).tolist()
     index = np.zeros((len(flat), len(props), top_m), dtype=np.int64)
     weight = np.zeros((len(flat), len(props), top_m), dtype=np.float32)
     for row, item in enumerate(flat):
-        if item == PAD or item not in graph:
+        if item == PAD:
             continue
         for p, prop in enumerate(props):
-            found = sorted((-d["weight"], nb) for nb, keyed in graph.adj[item].items()
-                           for key, d in keyed.items() if key == prop)
+            found = sorted((-w, nb) for nb, w in adjacency[prop].get(item, []))
             for m, (neg_w, nb) in enumerate(found[:top_m]):
                 index[row, p, m], weight[row, p, m] = nb, -neg_w
     shape = (*items.shape, len(props), top_m)
@@ -56,44 +54,61 @@ def _sorting_lookup(graph: nx.MultiGraph, props: list[str], top_m: int, items: t
 def _teacher_and_graph(n_items: int = 41, m: int = 3):
     """A teacher with tables of a random graph; ``same_brand`` has equal weights (ties by id)."""
     torch.manual_seed(0)
-    g = nx.MultiGraph()
-    g.add_nodes_from(range(1, n_items))
     gen = torch.Generator().manual_seed(1)
     props = ["co_view", "same_category", "same_brand"]
+    pairs: dict[str, dict[tuple[int, int], float]] = {p: {} for p in props}
     for prop in props:
         for _ in range(120):
             a, b = torch.randint(1, n_items, (2,), generator=gen).tolist()
             w = 1.0 if prop == "same_brand" else float(torch.rand(1, generator=gen)) + 0.1
             if a != b:
-                g.add_edge(a, b, key=prop, property=prop, weight=w)
-    g.add_edge(5, 5, key="co_view", property="co_view", weight=2.0)  # a self-loop is one neighbour
+                pairs[prop][min(a, b), max(a, b)] = w
+    pairs["co_view"][5, 5] = 2.0  # a self-loop is one neighbour
+    adjacency: dict[str, dict[int, list[tuple[int, float]]]] = {p: {} for p in props}
+    for prop, found in pairs.items():
+        for (a, b), w in found.items():
+            adjacency[prop].setdefault(a, []).append((b, w))
+            if a != b:
+                adjacency[prop].setdefault(b, []).append((a, w))
+    edges = {p: Edges(*(np.array(x, dtype) for x, dtype in zip(
+        zip(*((a, b, w) for (a, b), w in sorted(pairs[p].items()))), (np.int64, np.int64, np.float64))))
+        for p in props}
+    graph = KnowledgeGraph(n_items, edges, {p: None for p in props}, {p: None for p in props},
+                           [None] * n_items, [None] * n_items)
     index = torch.zeros(len(props), n_items, m, dtype=torch.long)
     weight = torch.zeros(len(props), n_items, m)
     for p, prop in enumerate(props):
         for item in range(1, n_items):
-            found = sorted((-d["weight"], nb) for nb, keyed in g.adj[item].items() for k, d in keyed.items()
-                           if k == prop)[:m]
-            for j, (w, nb) in enumerate(found):
+            for j, (w, nb) in enumerate(sorted((-w, nb) for nb, w in adjacency[prop].get(item, []))[:m]):
                 index[p, item, j], weight[p, item, j] = nb, -w
     teacher = build_model("mixed_attention", n_items, n_projections=len(props), emb_dim=16, qkv_dim=16,
                           mlp_hidden=16)
     teacher.set_neighbor_tables({"properties": props, "index": index, "weight": weight})
-    return teacher.eval(), g, props
+    return teacher.eval(), graph, adjacency, props
 
 
 def test_graph_traversal_teacher_gives_the_same_outputs():
-    teacher, g, props = _teacher_and_graph()
-    live = GraphTraversalTeacher.from_teacher(teacher, g, props)
+    teacher, graph, adjacency, props = _teacher_and_graph()
+    live = GraphTraversalTeacher.from_teacher(teacher, graph)
     items = torch.randint(0, 41, (5, 7), generator=torch.Generator().manual_seed(2))
     items[0, -1] = 5  # the item with a self-loop
-    degree = [sum(prop in keyed for keyed in g.adj[i].values()) for prop in props for i in range(1, 41)]
+    degree = [len(adjacency[prop].get(i, [])) for prop in props for i in range(1, 41)]
     assert max(degree) > live.top_m  # rows longer than top_m are cut
-    before = _sorting_lookup(g, props, live.top_m, items)
+    before = _sorting_lookup(adjacency, props, live.top_m, items)
     for got, table, oracle in zip(live.neighbors_for(items), teacher.neighbors_for(items), before):
         assert torch.equal(got, oracle) and torch.equal(got, table)
     with torch.inference_mode():
         assert torch.allclose(teacher.last_logits(items), live.last_logits(items), atol=1e-6)
     assert teacher.neighbor_index.shape[-1] == live.top_m
+
+
+def test_model_size_states_the_dataset_tables_apart_from_the_checkpoint():
+    teacher, *_ = _teacher_and_graph()
+    size = model_size(teacher)
+    tables = teacher.neighbor_index.numel() * 8 + teacher.neighbor_weight.numel() * 4
+    assert size["table_bytes"] == tables > 0
+    assert size["bytes"] < 4 * size["parameters"] + tables  # the checkpoint holds the weights only
+    assert model_size(build_model("student", 41))["table_bytes"] == 0
 
 
 def test_timings_and_floor_are_well_formed():
@@ -115,7 +130,7 @@ def test_calls_timed_in_turns_run_equally_often():
 
 
 def test_benchmark_reports_every_model():
-    teacher, _, _ = _teacher_and_graph()
+    teacher, _, _, _ = _teacher_and_graph()
     student = build_model("student", 41, emb_dim=16, qkv_dim=16, n_filters=8, proj_dim=16)
     requests = torch.randint(1, 41, (50, 6), generator=torch.Generator().manual_seed(0))
     out = benchmark({"teacher": teacher, "student": student}, requests, 41, threads=1, repeats=2, n_single=5)
@@ -207,7 +222,7 @@ def tiny_runs(tiny_prepared, tmp_path_factory):
 def test_run_benchmark_adds_catalogue_scaling_only_when_asked(tiny_prepared, tiny_runs, tmp_path):
     runs, root = tiny_runs
     common = dict(prepared_dir=tiny_prepared, runs=runs, teacher="Teacher",
-                  neighbors_path=root / "kg" / "neighbors.pt", graph_path=root / "kg" / "graph.tsv.gz",
+                  neighbors_path=root / "kg" / "neighbors.pt", graph_path=root / "kg" / "graph.parquet",
                   threads=1, repeats=2, n_single=3, n_requests=20)
     plain = run_benchmark(out_path=tmp_path / "plain.json", **common)
     scaled = run_benchmark(out_path=tmp_path / "scaled.json", catalogue_sizes=(60,), **common)

@@ -137,13 +137,21 @@ def test_teacher_without_projections_and_gradients_through_empty_neighbours() ->
     assert all(torch.isfinite(p.grad).all() for p in teacher.parameters() if p.grad is not None)
 
 
-def test_teacher_tables_are_saved_and_reloaded() -> None:
+def test_teacher_tables_stay_out_of_the_checkpoint_and_old_checkpoints_still_load() -> None:
     model = tiny_model("mixed_attention")
-    fresh = build_model("mixed_attention", N_ITEMS, **TINY["mixed_attention"]).eval()
-    fresh.load_state_dict(model.state_dict())
+    state = model.state_dict()
+    assert not any(k.startswith("neighbor_") for k in state)  # the dataset's, stored once
+    tables = {"index": model.neighbor_index, "weight": model.neighbor_weight}
     items = left_pad(sessions(6, 3, 5))
+    fresh = build_model("mixed_attention", N_ITEMS, **TINY["mixed_attention"]).eval()
+    fresh.set_neighbor_tables(tables)
+    fresh.load_state_dict(state)
     torch.testing.assert_close(fresh(items), model(items))
-    index, weight = fresh.neighbors_for(torch.tensor([[1, 2]]))
+    # a checkpoint written when the tables were part of the state dict
+    legacy = build_model("mixed_attention", N_ITEMS, **TINY["mixed_attention"]).eval()
+    legacy.load_state_dict({**state, "neighbor_index": tables["index"], "neighbor_weight": tables["weight"]})
+    torch.testing.assert_close(legacy(items), model(items))
+    index, weight = legacy.neighbors_for(torch.tensor([[1, 2]]))
     assert index.shape == weight.shape == (1, 2, N_PROJECTIONS, 4)
 
 

@@ -82,6 +82,7 @@ class SyntheticConfig(Settings):
     days: int = 30
     start: str = "2019-10-01"
     seed: int = 42
+    monthly: bool = False  # one CSV per month, drawn day by day in bounded memory (write_monthly_csvs)
     # popularity (Zipf exponents over popularity ranks)
     category_zipf: float = 1.0
     item_zipf: float = 1.0  # within a category
@@ -271,18 +272,26 @@ def _session_uuids(n: int, rng: np.random.Generator) -> np.ndarray:
     )
 
 
+def _session_users(cfg: SyntheticConfig, cat: _Catalog, rng: np.random.Generator
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """The user of every session (each user has one, the rest by activity) and each user's
+    preferred category."""
+    s, u = cfg.n_sessions, cfg.n_users
+    extra = rng.choice(u, s - u, p=_zipf(u, cfg.user_activity_zipf))
+    preferred = rng.choice(cfg.n_categories, u, p=cat.category_weight)
+    return np.concatenate([np.arange(u), extra]), preferred
+
+
 def _walk_sessions(
-    cfg: SyntheticConfig, cat: _Catalog, rng: np.random.Generator
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Viewed items of every session as (session, item) in session then step order, and users.
+    cfg: SyntheticConfig, cat: _Catalog, rng: np.random.Generator, user: np.ndarray, preferred: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Viewed items of the sessions of ``user`` (one entry per session) as (session, item), in
+    session then step order; sessions are numbered 0..len(user)-1.
 
     All sessions advance together one step at a time, so the work is vectorised over sessions
     and the Python loop runs only ``max_session_length`` times.
     """
-    s, u = cfg.n_sessions, cfg.n_users
-    extra = rng.choice(u, s - u, p=_zipf(u, cfg.user_activity_zipf))
-    user = np.concatenate([np.arange(u), extra])
-    preferred = rng.choice(cfg.n_categories, u, p=cat.category_weight)
+    s = len(user)
     start_cat = np.where(
         rng.random(s) < cfg.p_user_category,
         preferred[user],
@@ -306,7 +315,7 @@ def _walk_sessions(
     current = cat_sampler.sample(start_cat, rng.random(s))
     chunks_sess, chunks_step, chunks_item = [np.arange(s)], [np.zeros(s, np.int64)], [current.copy()]
     ends_at = np.bincount(length, minlength=int(length.max()) + 1)
-    with tqdm(total=s, desc="synthetic sessions", unit=" sessions", disable=None) as bar:
+    with tqdm(total=s, desc="synthetic sessions", unit=" sessions", disable=None, leave=False) as bar:
         bar.update(int(ends_at[1]))
         for step in range(1, int(length.max())):
             active = np.flatnonzero(length > step)
@@ -326,20 +335,30 @@ def _walk_sessions(
             bar.update(int(ends_at[step + 1]))
     sess, step_, item = (np.concatenate(x) for x in (chunks_sess, chunks_step, chunks_item))
     order = np.lexsort((step_, sess))
-    return sess[order], item[order], user
+    return sess[order], item[order]
 
 
-def generate_events(cfg: SyntheticConfig) -> pd.DataFrame:
-    """All events in the REES46 columns, sorted by time (ties: session, then position).
+@dataclass
+class _Events:
+    """Events as arrays, one entry per event: seconds since ``start``, session number, item, type."""
 
-    ``event_time`` is the text written to the CSV (``YYYY-MM-DD HH:MM:SS UTC``), ``price`` is
-    rounded to cents, and missing ``category_code``/``brand`` are empty strings.
+    seconds: np.ndarray
+    session: np.ndarray
+    item: np.ndarray
+    etype: np.ndarray
+
+    def take(self, index: np.ndarray) -> "_Events":
+        return _Events(self.seconds[index], self.session[index], self.item[index], self.etype[index])
+
+
+def _timed_events(cfg: SyntheticConfig, rng: np.random.Generator, sess: np.ndarray, item: np.ndarray,
+                  n_sessions: int, window: int) -> _Events:
+    """The funnel around the views and every event's time, in session then step order.
+
+    A cart comes right after a view, then a purchase or (rarely) a removal right after it. Gaps
+    are log-normal (>= 1 s, so order inside a session is strict); sessions start uniformly in
+    ``[0, window)`` seconds and are kept inside it unless longer than it.
     """
-    rng = np.random.default_rng(cfg.seed)
-    cat = _catalog(cfg, rng)
-    sess, item, user = _walk_sessions(cfg, cat, rng)
-
-    # Funnel: a cart right after a view, then a purchase or (rarely) a removal right after it.
     n_views = len(item)
     cart = rng.random(n_views) < cfg.p_cart
     purchase = cart & (rng.random(n_views) < cfg.p_purchase)
@@ -350,8 +369,6 @@ def generate_events(cfg: SyntheticConfig) -> pd.DataFrame:
     etype = np.where(pos == 0, 0, np.where(pos == 1, 1, np.where(purchase[view_of], 2, 3)))
     ev_sess, ev_item = sess[view_of], item[view_of]
 
-    # Time: log-normal gaps (>= 1 s, so order inside a session is strict), sessions spread
-    # uniformly over the window and kept inside it.
     first = np.r_[True, ev_sess[1:] != ev_sess[:-1]]
     gaps = np.where(
         first, 0,
@@ -359,81 +376,182 @@ def generate_events(cfg: SyntheticConfig) -> pd.DataFrame:
     ).astype(np.int64)
     offset = np.cumsum(gaps)
     offset -= np.repeat(offset[first], np.diff(np.r_[np.flatnonzero(first), len(offset)]))
-    duration = np.zeros(cfg.n_sessions, np.int64)
+    duration = np.zeros(n_sessions, np.int64)
     np.maximum.at(duration, ev_sess, offset)
-    window = cfg.days * 86400
-    start = np.floor(rng.random(cfg.n_sessions) * np.maximum(window - duration, 1)).astype(np.int64)
-    seconds = start[ev_sess] + offset
-    session_text = _session_uuids(cfg.n_sessions, rng)
-    user_ids = _USER_ID_BASE + rng.choice(50_000_000, cfg.n_users, replace=False)
+    start = np.floor(rng.random(n_sessions) * np.maximum(window - duration, 1)).astype(np.int64)
+    return _Events(start[ev_sess] + offset, ev_sess, ev_item, etype)
 
-    order = np.lexsort((np.arange(len(seconds)), ev_sess, seconds))
-    seconds, ev_sess, ev_item, etype = seconds[order], ev_sess[order], ev_item[order], etype[order]
-    stamps = np.datetime_as_string(np.datetime64(cfg.start, "s") + seconds.astype("timedelta64[s]"), unit="s")
-    item_cat = cat.category[ev_item]
+
+def _frame(cfg: SyntheticConfig, cat: _Catalog, ev: _Events, user_id: np.ndarray,
+           session_text: np.ndarray) -> pd.DataFrame:
+    """The REES46 columns of ``ev`` (already in time order); ``user_id`` and ``session_text``
+    are per event."""
+    stamps = np.datetime_as_string(np.datetime64(cfg.start, "s") + ev.seconds.astype("timedelta64[s]"), unit="s")
+    item_cat = cat.category[ev.item]
     return pd.DataFrame(
         {
             "event_time": pd.Series(stamps).str.replace("T", " ", regex=False) + " UTC",
-            "event_type": np.array(EVENT_TYPES, dtype=object)[etype],
-            "product_id": cat.product_id[ev_item],
+            "event_type": np.array(EVENT_TYPES, dtype=object)[ev.etype],
+            "product_id": cat.product_id[ev.item],
             "category_id": cat.category_id[item_cat],
             "category_code": cat.category_code[item_cat],
-            "brand": cat.brand_text[ev_item],
-            "price": cat.price[ev_item],
-            "user_id": user_ids[user[ev_sess]],
-            "user_session": session_text[ev_sess],
+            "brand": cat.brand_text[ev.item],
+            "price": cat.price[ev.item],
+            "user_id": user_id,
+            "user_session": session_text,
         },
         columns=list(REES46_COLUMNS),
     )
 
 
+def _time_order(ev: _Events) -> np.ndarray:
+    """Sort by time; ties by session, then by generation order (steps of a session stay in order)."""
+    return np.lexsort((np.arange(len(ev.seconds)), ev.session, ev.seconds))
+
+
+def generate_events(cfg: SyntheticConfig) -> pd.DataFrame:
+    """All events in the REES46 columns, sorted by time (ties: session, then position).
+
+    ``event_time`` is the text written to the CSV (``YYYY-MM-DD HH:MM:SS UTC``), ``price`` is
+    rounded to cents, and missing ``category_code``/``brand`` are empty strings. Everything is
+    in memory: for data larger than memory use :func:`write_monthly_csvs`.
+    """
+    rng = np.random.default_rng(cfg.seed)
+    cat = _catalog(cfg, rng)
+    user, preferred = _session_users(cfg, cat, rng)
+    sess, item = _walk_sessions(cfg, cat, rng, user, preferred)
+    ev = _timed_events(cfg, rng, sess, item, cfg.n_sessions, cfg.days * 86400)
+    session_text = _session_uuids(cfg.n_sessions, rng)
+    user_ids = _USER_ID_BASE + rng.choice(50_000_000, cfg.n_users, replace=False)
+    ev = ev.take(_time_order(ev))
+    return _frame(cfg, cat, ev, user_ids[user[ev.session]], session_text[ev.session])
+
+
+def _summary(session_length: np.ndarray, sessions_per_user: np.ndarray, items: int,
+             type_counts: np.ndarray, first_event: str, last_event: str) -> dict[str, Any]:
+    """Headline statistics (events per session, sessions per user of the users seen, ...)."""
+    events = int(session_length.sum())
+    return {
+        "events": events,
+        "sessions": int(len(session_length)),
+        "users": int(len(sessions_per_user)),
+        "items": int(items),
+        "event_types": {t: int(c) for t, c in zip(EVENT_TYPES, type_counts)},
+        "view_share": float(type_counts[0] / events),
+        "session_length": {
+            "median": float(np.median(session_length)),
+            "mean": float(session_length.mean()),
+            "p99": float(np.quantile(session_length, 0.99)),
+            "max": int(session_length.max()),
+        },
+        "sessions_per_user": {"mean": float(sessions_per_user.mean()), "max": int(sessions_per_user.max())},
+        "first_event": first_event,
+        "last_event": last_event,
+    }
+
+
 def summarize_events(df: pd.DataFrame) -> dict[str, Any]:
     """Headline statistics of an events frame, to compare against the real REES46 month."""
-    lengths = df.groupby("user_session", sort=False).size()
     per_user = df.groupby("user_id", sort=False)["user_session"].nunique()
     counts = df["event_type"].value_counts()
-    return {
-        "events": int(len(df)),
-        "sessions": int(len(lengths)),
-        "users": int(len(per_user)),
-        "items": int(df["product_id"].nunique()),
-        "event_types": {t: int(counts.get(t, 0)) for t in EVENT_TYPES},
-        "view_share": float(counts.get("view", 0) / len(df)),
-        "session_length": {
-            "median": float(lengths.median()),
-            "mean": float(lengths.mean()),
-            "p99": float(lengths.quantile(0.99)),
-            "max": int(lengths.max()),
-        },
-        "sessions_per_user": {"mean": float(per_user.mean()), "max": int(per_user.max())},
-        "first_event": str(df["event_time"].iloc[0]),
-        "last_event": str(df["event_time"].iloc[-1]),
-    }
+    return _summary(df.groupby("user_session", sort=False).size().to_numpy(), per_user.to_numpy(),
+                    df["product_id"].nunique(), np.array([counts.get(t, 0) for t in EVENT_TYPES]),
+                    str(df["event_time"].iloc[0]), str(df["event_time"].iloc[-1]))
 
 
 def write_events_csv(cfg: SyntheticConfig, path: str | Path) -> dict[str, Any]:
     """Generate and write the events CSV atomically; return :func:`summarize_events`."""
     df = generate_events(cfg)
     with atomic_path(path) as tmp:
-        df.to_csv(tmp, index=False, float_format="%.2f", lineterminator="\n")
+        _to_csv(df, tmp, header=True)
     return summarize_events(df)
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    """CLI: ``python -m recpress_utils.data.synthetic --out PATH [--params JSON]``."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--out", required=True, type=Path, help="CSV file to write")
-    parser.add_argument("--params", default="{}", help="JSON object of SyntheticConfig knobs")
-    args = parser.parse_args(argv)
-    params = json.loads(args.params)
-    if not isinstance(params, dict):
-        parser.error("--params must be a JSON object")
-    summary = write_events_csv(SyntheticConfig.from_dict(params), args.out)
-    print(json.dumps(summary, indent=2, sort_keys=True))
+def _to_csv(df: pd.DataFrame, target: Any, header: bool) -> None:
+    df.to_csv(target, index=False, header=header, float_format="%.2f", lineterminator="\n")
 
 
-if __name__ == "__main__":
-    main()
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def _day_months(cfg: SyntheticConfig) -> list[str]:
+    """The REES46 monthly file name (``2019-Oct.csv``) of every day of the window."""
+    days = np.datetime64(cfg.start, "D") + np.arange(cfg.days)
+    return [f"{str(d)[:4]}-{_MONTHS[int(str(d)[5:7]) - 1]}.csv" for d in days]
+
+
+def month_files(cfg: SyntheticConfig) -> list[str]:
+    """The files :func:`write_monthly_csvs` writes, in time order (REES46's names)."""
+    return list(dict.fromkeys(_day_months(cfg)))
+
+
+def _split_evenly(total: int, parts: int) -> np.ndarray:
+    return np.diff(np.arange(parts + 1) * total // parts)
+
+
+def write_monthly_csvs(cfg: SyntheticConfig, out_dir: str | Path) -> dict[str, Any]:
+    """Write the events as REES46's monthly CSVs in ``out_dir``, in memory bounded by one day.
+
+    For data larger than memory (the paper's 69 M events). Sessions are drawn day by day, each
+    day from its own seeded stream (``default_rng([seed, day])``) after the catalogue, users'
+    preferred categories and ids (drawn once from ``default_rng(seed)``); so the bytes depend on
+    the config alone, but differ from :func:`write_events_csv`'s single draw of the same seed.
+    A session starts and stays inside its day unless it is longer than a day; what spills over
+    is held until its day is written, so every file is in time order. Each user's first
+    session falls on the days in proportion, the others follow the activity law. Files appear
+    atomically, complete or not at all. Returns the same summary as :func:`write_events_csv`.
+    """
+    out_dir = Path(out_dir)
+    rng = np.random.default_rng(cfg.seed)
+    cat = _catalog(cfg, rng)
+    preferred = rng.choice(cfg.n_categories, cfg.n_users, p=cat.category_weight)
+    user_ids = _USER_ID_BASE + rng.choice(50_000_000, cfg.n_users, replace=False)
+    activity = _zipf(cfg.n_users, cfg.user_activity_zipf)
+    sessions, firsts = _split_evenly(cfg.n_sessions, cfg.days), _split_evenly(cfg.n_users, cfg.days)
+    day_file = _day_months(cfg)
+
+    lengths, item_seen = [], np.zeros(cfg.n_items, bool)
+    per_user, types = np.zeros(cfg.n_users, np.int64), np.zeros(len(EVENT_TYPES), np.int64)
+    stamps: list[str] = []
+    held: tuple[_Events, np.ndarray, np.ndarray] | None = None  # events of later days, their user ids, uuids
+    next_user = next_session = 0
+    bar = tqdm(total=cfg.n_sessions, desc="synthetic sessions", unit=" sessions", unit_scale=True, disable=None)
+    for name in month_files(cfg):
+        with atomic_path(out_dir / name) as tmp, open(tmp, "w", newline="") as fh:
+            for n, day in enumerate(d for d, f in enumerate(day_file) if f == name):
+                day_rng = np.random.default_rng([cfg.seed, day])
+                new_users = min(int(firsts[day]), int(sessions[day]), cfg.n_users - next_user)
+                user = np.concatenate([np.arange(next_user, next_user + new_users),
+                                       day_rng.choice(cfg.n_users, sessions[day] - new_users, p=activity)])
+                next_user += new_users
+                sess, item = _walk_sessions(cfg, cat, day_rng, user, preferred)
+                ev = _timed_events(cfg, day_rng, sess, item, len(user), 86400)
+                uuids = _session_uuids(len(user), day_rng)
+                lengths.append(np.bincount(ev.session, minlength=len(user)))
+                np.add.at(per_user, user, 1)
+                item_seen[ev.item] = True
+                types += np.bincount(ev.etype, minlength=len(EVENT_TYPES))
+                ev = _Events(ev.seconds + day * 86400, ev.session + next_session, ev.item, ev.etype)
+                ev_user, ev_uuid = user_ids[user[ev.session - next_session]], uuids[ev.session - next_session]
+                next_session += len(user)
+                if held is not None:
+                    ev = _Events(*(np.concatenate([a, b]) for a, b in zip(
+                        (held[0].seconds, held[0].session, held[0].item, held[0].etype),
+                        (ev.seconds, ev.session, ev.item, ev.etype))))
+                    ev_user, ev_uuid = np.concatenate([held[1], ev_user]), np.concatenate([held[2], ev_uuid])
+                order = _time_order(ev)
+                ev, ev_user, ev_uuid = ev.take(order), ev_user[order], ev_uuid[order]
+                last_day = day == cfg.days - 1
+                now = len(ev.seconds) if last_day else int(np.searchsorted(ev.seconds, (day + 1) * 86400))
+                frame = _frame(cfg, cat, ev.take(np.arange(now)), ev_user[:now], ev_uuid[:now])
+                _to_csv(frame, fh, header=n == 0)
+                if now:
+                    stamps = [stamps[0] if stamps else frame["event_time"].iloc[0], frame["event_time"].iloc[-1]]
+                rest = np.arange(now, len(ev.seconds))
+                held = (ev.take(rest), ev_user[rest], ev_uuid[rest]) if len(rest) else None
+                bar.update(len(user))
+    bar.close()
+    return _summary(np.concatenate(lengths), per_user[per_user > 0], int(item_seen.sum()), types, *stamps)
 
 
 def ensure_default_events(path: str | Path, seed: int = 42) -> Path:
@@ -442,3 +560,22 @@ def ensure_default_events(path: str | Path, seed: int = 42) -> Path:
     if not path.exists():
         write_events_csv(SyntheticConfig(seed=seed), path)
     return path
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """CLI: ``python -m recpress_utils.data.synthetic --out PATH [--params JSON]``."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--out", required=True, type=Path,
+                        help="CSV file to write; with the knob monthly: the folder of the monthly CSVs")
+    parser.add_argument("--params", default="{}", help="JSON object of SyntheticConfig knobs")
+    args = parser.parse_args(argv)
+    params = json.loads(args.params)
+    if not isinstance(params, dict):
+        parser.error("--params must be a JSON object")
+    cfg = SyntheticConfig.from_dict(params)
+    summary = write_monthly_csvs(cfg, args.out) if cfg.monthly else write_events_csv(cfg, args.out)
+    print(json.dumps(summary, indent=2, sort_keys=True))
+
+
+if __name__ == "__main__":
+    main()

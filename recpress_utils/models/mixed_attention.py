@@ -12,8 +12,13 @@ At position t with item i the hidden state is ``[SelfAttn_t || KGAttn_1(i) || ..
   neighbours in G_p gets a zero vector.
 
 The KG part depends only on the current item, so it is computed once per distinct item of the
-batch, and keys/values are projected once per item when a batch needs many of them. Neighbour tables are buffers (saved with the model); :meth:`MixedAttention.neighbors_for`
-is the single place that looks them up, so a subclass can replace it by a live graph traversal.
+batch, and keys/values are projected once per item when a batch needs many of them.
+
+Neighbour tables are buffers that are not saved with the weights: they are the dataset's
+(``kg/neighbors.pt``, int64, about 130 MB at 138k items), stored once per dataset and installed
+when a model is built for the data (:func:`recpress_utils.runs.build_for_data`), so every
+checkpoint of every seed does not carry a copy. :meth:`MixedAttention.neighbors_for` is the
+single place that looks them up, so a subclass can replace it by a live graph traversal.
 """
 
 from __future__ import annotations
@@ -56,8 +61,8 @@ class MixedAttention(SequentialRecommender):
         self.kg_weight_scale = nn.Parameter(torch.ones(n_projections, n_heads))
         self.dropout = nn.Dropout(dropout)
         no_neighbors = torch.zeros(n_projections, n_items, 0)
-        self.register_buffer("neighbor_index", no_neighbors.long())
-        self.register_buffer("neighbor_weight", no_neighbors)
+        self.register_buffer("neighbor_index", no_neighbors.long(), persistent=False)
+        self.register_buffer("neighbor_weight", no_neighbors, persistent=False)
 
     def set_neighbor_tables(self, tables: Mapping[str, Any]) -> None:
         """Install ``{"index": (P, n_items, M) long, "weight": (P, n_items, M) float}`` tables."""
@@ -122,8 +127,9 @@ class MixedAttention(SequentialRecommender):
 
     def _load_from_state_dict(self, state_dict: Mapping[str, Any], prefix: str, *args: Any,
                               **kwargs: Any) -> None:
-        """Adopt the saved tables' neighbour count M, so a fresh model loads any checkpoint."""
-        tables = {key: state_dict.get(prefix + "neighbor_" + key) for key in ("index", "weight")}
-        if all(t is not None for t in tables.values()):
-            self.set_neighbor_tables(tables)
+        """Checkpoints written before the tables left the state dict carry them: adopt them."""
+        keys = {key: prefix + "neighbor_" + key for key in ("index", "weight")}
+        if all(k in state_dict for k in keys.values()):
+            self.set_neighbor_tables({key: state_dict[k] for key, k in keys.items()})
+            state_dict = {k: v for k, v in state_dict.items() if k not in keys.values()}
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)

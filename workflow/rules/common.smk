@@ -37,6 +37,8 @@ def nb_params(**params):
 #: How every stage's notebook runs: papermill with the rule's parameters, then the job's own
 #: thread count (`-p` wins over `-y`).
 NOTEBOOK = "{params.papermill} {input.notebook} {output.notebook} -y {params.nb:q} -p threads {threads} 2> {log}"
+#: The same for a notebook that also sizes itself to the job's memory (prepare_data: DuckDB's limit).
+NOTEBOOK_MEMORY = NOTEBOOK.replace(" 2> {log}", " -p memory_mb {resources.mem_mb} 2> {log}")
 #: What each job asks a cluster scheduler for (config `resources`, sized per profile): memory (MB)
 #: and runtime (minutes) of the cheap jobs, the training jobs (and their GPUs) and the benchmarks.
 RESOURCES = config["resources"]
@@ -199,7 +201,7 @@ def benchmark_inputs(wildcards):
     inputs = {
         "notebook": "notebooks/06_benchmark.ipynb",
         "neighbors": f"{OUT}/kg/neighbors.pt",
-        "graph": f"{OUT}/kg/graph.tsv.gz",
+        "graph": f"{OUT}/kg/graph.parquet",
         "test": f"{OUT}/prepared/test.parquet",
     }
     for name, run_dir in BENCHMARK_RUNS.items():
@@ -209,7 +211,7 @@ def benchmark_inputs(wildcards):
 
 def relatedness_inputs(wildcards):
     """Every checked run's checkpoint, plus the KG."""
-    inputs = {"graph": f"{OUT}/kg/graph.tsv.gz", "neighbors": f"{OUT}/kg/neighbors.pt"}
+    inputs = {"graph": f"{OUT}/kg/graph.parquet", "neighbors": f"{OUT}/kg/neighbors.pt"}
     for run in RELATEDNESS_RUNS:
         inputs[run] = f"{OUT}/runs/{run}/model.pt"
     return inputs

@@ -5,10 +5,11 @@ if DATASET == "synthetic":
 
     rule synthetic_events:
         output:
-            f"{OUT}/raw/events.csv",
+            raw_events(None),  # events.csv, or REES46's monthly files with the knob monthly
         params:
             py=PY,
             knobs=json.dumps({**config["synthetic"], "seed": config["data_seed"]}, sort_keys=True),
+            out=f"{OUT}/raw" if config["synthetic"].get("monthly") else f"{OUT}/raw/events.csv",
         log:
             f"{OUT}/logs/synthetic_events.log",
         benchmark:
@@ -16,7 +17,7 @@ if DATASET == "synthetic":
         resources:
             **RESOURCES["default"],
         shell:
-            "{params.py} -m recpress_utils.data.synthetic --out {output}"
+            "{params.py} -m recpress_utils.data.synthetic --out {params.out}"
             " --params {params.knobs:q} 2> {log}"
 
 elif DATASET in ("ml-100k", "ml-1m"):
@@ -65,6 +66,6 @@ rule prepare_data:
         f"{OUT}/benchmarks/01_prepare_data.tsv"
     threads: config["threads"]
     resources:
-        **RESOURCES["default"],
+        **RESOURCES["data"],
     shell:
-        NOTEBOOK
+        NOTEBOOK_MEMORY

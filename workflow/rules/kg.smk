@@ -7,7 +7,7 @@ rule build_kg:
         train=f"{OUT}/prepared/train.parquet",
         vocab=f"{OUT}/prepared/items.parquet",
     output:
-        graph=f"{OUT}/kg/graph.tsv.gz",
+        graph=f"{OUT}/kg/graph.parquet",
         neighbors=f"{OUT}/kg/neighbors.pt",
         stats=f"{OUT}/kg/kg_stats.json",
         notebook=f"{OUT}/notebooks/02_build_kg.ipynb",
@@ -25,7 +25,7 @@ rule build_kg:
         f"{OUT}/benchmarks/02_build_kg.tsv"
     threads: config["threads"]
     resources:
-        **RESOURCES["default"],
+        **RESOURCES["data"],
     shell:
         NOTEBOOK
 
@@ -35,7 +35,7 @@ rule build_kg:
 rule node2vec:
     input:
         notebook="notebooks/03_node2vec.ipynb",
-        graph=f"{OUT}/kg/graph.tsv.gz",
+        graph=f"{OUT}/kg/graph.parquet",
         vocab=f"{OUT}/prepared/items.parquet",
     output:
         embeddings=f"{OUT}/embeddings/s{{seed}}/node2vec.pt",
@@ -56,6 +56,6 @@ rule node2vec:
         f"{OUT}/benchmarks/03_node2vec_s{{seed}}.tsv"
     threads: config["node2vec"]["walk_threads"]  # the walks' threads are part of the draw: keep them fixed
     resources:
-        **RESOURCES["default"],
+        **RESOURCES["data"],
     shell:
         NOTEBOOK
