@@ -107,7 +107,9 @@ def test_model_size_states_the_dataset_tables_apart_from_the_checkpoint():
     size = model_size(teacher)
     tables = teacher.neighbor_index.numel() * 8 + teacher.neighbor_weight.numel() * 4
     assert size["table_bytes"] == tables > 0
-    assert size["bytes"] < 4 * size["parameters"] + tables  # the checkpoint holds the weights only
+    teacher.set_neighbor_tables(random_neighbor_tables(41, 3, 30))  # ten times the neighbours
+    bigger = model_size(teacher)
+    assert bigger["bytes"] == size["bytes"] and bigger["table_bytes"] == 10 * tables  # not in the checkpoint
     assert model_size(build_model("student", 41))["table_bytes"] == 0
 
 
