@@ -8,6 +8,7 @@ half of the session), ``history`` (validation metrics per epoch), settings, seed
 from __future__ import annotations
 
 import copy
+import inspect
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -290,25 +291,18 @@ def distill_run(
 def kd_run(
     prepared_dir: str | Path,
     run_dir: str | Path,
-    method: str | None,
-    method_settings: Mapping[str, Any] | None,
-    teachers: list[dict[str, Any]],
-    student_kwargs: dict[str, Any],
-    student_loss: Mapping[str, Any],
-    train_cfg: TrainConfig,
-    seed: int,
-    threads: int,
-    top_k: int | None = None,
-    negatives: Mapping[str, Any] | None = None,
-    progress: bool = True,
+    *fit_args: Any,
     info: Mapping[str, Any] | None = None,
+    **fit_kwargs: Any,
 ) -> tuple[torch.nn.Module, FitResult, dict[str, Any]]:
-    """Train the student with the configured distillation ``method`` (:func:`kd_fit`), or with its
-    own loss alone when ``method`` is None: the no-KD control the methods are judged against; then
-    test it and write ``metrics.json`` and ``model.pt``. A killed run resumes from its epoch checkpoint."""
-    student, result, kd_info = kd_fit(prepared_dir, method, method_settings, teachers, student_kwargs,
-                                      student_loss, train_cfg, seed, threads, top_k, negatives, progress,
-                                      checkpoint=Path(run_dir) / CHECKPOINT)
+    """Train the student as :func:`kd_fit` does with the same arguments (``method`` None: the no-KD
+    control the methods are judged against), checkpointing every epoch in ``run_dir``; then test it
+    and write ``metrics.json`` and ``model.pt`` there (``info`` joins the run's ``kd`` record). A
+    killed run resumes from its epoch checkpoint."""
+    call = inspect.signature(kd_fit).bind(prepared_dir, *fit_args, **fit_kwargs, checkpoint=Path(run_dir) / CHECKPOINT)
+    student, result, kd_info = kd_fit(*call.args, **call.kwargs)
+    method, student_kwargs, train_cfg, seed, threads = (
+        call.arguments[k] for k in ("method", "student_kwargs", "train_cfg", "seed", "threads"))
     test = load_sessions(prepared_dir, "test")
     run_info = {
         "model": "student",

@@ -524,7 +524,7 @@ def test_every_verdict_has_a_one_line_headline_for_the_front_page():
 def test_a_resumed_job_counts_the_training_seconds_of_every_attempt(tmp_path):
     """Snakemake benchmarks a job's last attempt only; a run resumed from its checkpoint has trained
     longer than that, and the stage table must not report the last few minutes as the job's cost."""
-    from recpress_utils.report.digest import _stages
+    from recpress_utils.report.digest import stages as job_stages
 
     (tmp_path / "benchmarks").mkdir()
     for job, seconds in (("04_train_model_sasrec_s42", 300.0), ("05_distill_T1_s42", 900.0), ("02_build_kg", 12.5)):
@@ -532,7 +532,7 @@ def test_a_resumed_job_counts_the_training_seconds_of_every_attempt(tmp_path):
     for run, trained in (("sasrec_s42", 7200.0), ("student-T1_s42", 800.0)):
         (tmp_path / "runs" / run).mkdir(parents=True)
         (tmp_path / "runs" / run / "metrics.json").write_text(json.dumps({"train_seconds": trained}))
-    stages = _stages(tmp_path).set_index("job")
+    stages = job_stages(tmp_path).set_index("job")
     assert stages.loc["04_train_model_sasrec_s42", ["seconds", "resumed"]].tolist() == [7200.0, True]
     assert stages.loc["05_distill_T1_s42", ["seconds", "resumed"]].tolist() == [900.0, False]
     assert stages.loc["02_build_kg", ["seconds", "resumed", "stage"]].tolist() == [12.5, False, "02"]

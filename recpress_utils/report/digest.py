@@ -127,7 +127,7 @@ def _kd_table(results: Path) -> pd.DataFrame:
     return table.sort_values(["size", "method", "seed"], kind="stable").round(DECIMALS)
 
 
-def _stages(results: Path) -> pd.DataFrame:
+def stages(results: Path) -> pd.DataFrame:
     """Wall seconds and peak memory (MB) per Snakemake job, from its ``benchmark:`` file.
 
     A training job killed and resumed from its epoch checkpoint (a session ended) is benchmarked
@@ -175,7 +175,7 @@ def build_digest(results_dir: str | Path, out_dir: str | Path, config: Mapping[s
     results, out = repo_path(results_dir), repo_path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     runs, curves = _runs_table(results)
-    for name, frame in (("digest.csv", runs), ("curves.csv", curves), ("stages.csv", _stages(results))):
+    for name, frame in (("digest.csv", runs), ("curves.csv", curves), ("stages.csv", stages(results))):
         with atomic_path(out / name) as tmp:
             frame.to_csv(tmp, index=False)
     if (results / "kd").is_dir():

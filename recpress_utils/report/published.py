@@ -250,13 +250,20 @@ def readme_bars(folders: tuple[str, ...] = README_FOLDERS) -> str:
 README_MARKERS = ("<!-- readme-table -->\n", "\n<!-- /readme-table -->")
 #: ... and the front page's summary paragraph (recpress_utils.report.site.summary) between these.
 SUMMARY_MARKERS = ("<!-- readme-summary -->\n", "\n<!-- /readme-summary -->")
+#: ... and the paper-scale scaling table (recpress_utils.scaling) between these.
+SCALING_MARKERS = ("<!-- readme-scaling -->\n", "\n<!-- /readme-scaling -->")
 
 
 def readme_blocks() -> dict[tuple[str, str], str]:
     """What the README's generated blocks hold, by their markers."""
+    from recpress_utils import scaling
+    from recpress_utils.paths import repo_path
     from recpress_utils.report import site
 
-    return {README_MARKERS: readme_table(), SUMMARY_MARKERS: site.summary(site.load_site())}
+    blocks = {README_MARKERS: readme_table(), SUMMARY_MARKERS: site.summary(site.load_site())}
+    if repo_path(scaling.TABLE).exists():
+        blocks[SCALING_MARKERS] = scaling.readme_table(pd.read_csv(repo_path(scaling.TABLE)))
+    return blocks
 
 
 def write_readme(readme: str = "README.md") -> None:
