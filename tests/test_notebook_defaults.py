@@ -110,9 +110,11 @@ def test_resolve_gives_every_pipeline_job_its_parameters(tmp_path):
             stage = Path(next(w for w in words if re.fullmatch(r"notebooks/0\d_\w+\.ipynb", w))).stem
             passed = json.loads(words[words.index("-y") + 1])
             assert "threads" not in passed, "the job's own thread count is passed with -p, never in the params"
-            flag = words.index("-p")
-            assert words[flag + 1] == "threads"
-            jobs.append((stage, {**passed, "threads": int(words[flag + 2])}))
+            # the job's own values: its thread count, and (prepare) its memory
+            own = {words[i + 1]: int(words[i + 2]) for i, w in enumerate(words) if w == "-p"}
+            assert "threads" in own and set(own) <= {"threads", "memory_mb"}
+            assert ("memory_mb" in own) == (stage == "01_prepare_data")
+            jobs.append((stage, {**passed, **own}))
     assert {stage for stage, _ in jobs} == set(rc.STAGES) | {"07_report"}
     for stage, passed in jobs:
         if stage not in rc.STAGES:
