@@ -500,8 +500,8 @@ def latency_table(result: dict) -> pd.DataFrame:
             "x floor (batched)": row["x_floor"],
             "parameters": row["parameters"],
             "MB on disk": row["bytes"] / 1e6,
-            # older digests counted the tables inside the checkpoint
-            "MB of data tables": row["table_bytes"] / 1e6 if "table_bytes" in row else float("nan"),
+            # what inference reads beside the checkpoint (older digests kept it inside "on disk")
+            **({"MB of data tables": row["table_bytes"] / 1e6} if "table_bytes" in row else {}),
         }
     floor = result["floor"]["product_topk"]
     rows["scoring floor (64 x |I| product + top-100)"] = {
