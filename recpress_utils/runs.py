@@ -22,10 +22,11 @@ from recpress_utils.distill import distillation_loss
 from recpress_utils.io import atomic_path, read_json, write_json
 from recpress_utils.models import MODELS, build_model, uses_kg
 from recpress_utils.names import PAPER_NAMES, PEER_NAMES, student_name
-from recpress_utils.sequences import Sessions, load_sessions, n_items, training_windows
+from recpress_utils.sequences import Sessions, load_sessions, n_items
 from recpress_utils.distill.teacher_cache import build_teacher_cache
 from recpress_utils.losses import LOSSES, LossFn, PopularityPool, build_loss, check_loss
-from recpress_utils.train import FitResult, TrainConfig, count_parameters, evaluate, fit, pick_device, set_determinism
+from recpress_utils.train import (FitResult, TrainConfig, budget_windows, count_parameters, evaluate, fit, pick_device,
+                                  set_determinism)
 
 @dataclass(frozen=True)
 class ModelSpec:
@@ -264,7 +265,7 @@ def distill_run(
     cache, cache_seconds = None, 0.0
     if top_k is not None:
         started = time.perf_counter()
-        cache = build_teacher_cache(net_teacher, training_windows(splits["train"], train_cfg.max_len), top_k,
+        cache = build_teacher_cache(net_teacher, budget_windows(splits["train"], train_cfg, seed), top_k,
                                     temperature, train_cfg.eval_batch_size, progress)
         cache_seconds = time.perf_counter() - started
     pool = None if negatives is None else PopularityPool(train_counts(prepared_dir), seed=seed, **negatives)
@@ -371,7 +372,7 @@ def kd_fit(
     if method is not None:
         if top_k is not None and uses_teacher_cache(kind) and nets:
             started = time.perf_counter()
-            cache = build_teacher_cache(nets[0], training_windows(splits["train"], train_cfg.max_len), top_k,
+            cache = build_teacher_cache(nets[0], budget_windows(splits["train"], train_cfg, seed), top_k,
                                         float(settings.get("temperature", 1.0)), train_cfg.eval_batch_size, progress)
             cache_seconds = time.perf_counter() - started
         pool = None if negatives is None or cache is None else PopularityPool(counts, seed=seed, **negatives)

@@ -7,7 +7,6 @@ its own), so the baseline, the teacher, the student and the peers all train the 
 from __future__ import annotations
 
 import copy
-import itertools
 import os
 import random
 import time
@@ -49,17 +48,18 @@ class TrainConfig(Settings):
     #: newest ones too, as the published SR-GNN-protocol models did) for the chosen number of
     #: epochs, and evaluate that one.
     refit: bool = False
-    #: A budget for data too large to train through on a CPU (the paper-scale profile): an epoch
-    #: ends after this many batches of the shuffled training sequences. None: all of them.
-    max_batches: int | None = None
+    #: A budget for data too large to train through on a CPU (the paper-scale profile): train on a
+    #: seeded sample of this many training windows, the same in every epoch and in the teacher's
+    #: top-K cache (:func:`budget_windows`). None: all of them.
+    max_windows: int | None = None
 
     def __post_init__(self) -> None:
         if self.loss_positions not in ("all", "last"):
             raise ValueError(f"loss_positions must be 'all' or 'last', not {self.loss_positions!r}")
         if self.epochs < 1 or self.batch_size < 1 or self.patience < 1:
             raise ValueError("epochs, batch_size and patience must be >= 1")
-        if self.max_batches is not None and self.max_batches < 1:
-            raise ValueError("max_batches must be >= 1 (or null: every batch)")
+        if self.max_windows is not None and self.max_windows < 1:
+            raise ValueError("max_windows must be >= 1 (or null: every training window)")
 
 
 
@@ -132,6 +132,17 @@ def seen_rows(seen: list[np.ndarray], device: torch.device | str) -> tuple[torch
     return rows.to(device), cols.to(device)
 
 
+def budget_windows(train: Sessions, cfg: TrainConfig, seed: int) -> Sessions:
+    """The training windows a run trains on (:func:`training_windows`): all of them, or with
+    ``cfg.max_windows`` a sample of that many drawn with ``seed`` (kept in their order), so the
+    student and the teacher cache built for it see the same ones."""
+    windows = training_windows(train, cfg.max_len)
+    if cfg.max_windows is None or cfg.max_windows >= len(windows):
+        return windows
+    keep = np.sort(np.random.default_rng(seed).choice(len(windows), cfg.max_windows, replace=False))
+    return Sessions([windows.items[i] for i in keep], [windows.actions[i] for i in keep])
+
+
 def fit(
     model: torch.nn.Module,
     train: Sessions,
@@ -172,10 +183,8 @@ def fit(
     generator = torch.Generator().manual_seed(seed)
     history: list[dict[str, float]] = []
     best_score, best_epoch, best_state, since_best = -1.0, 0, copy.deepcopy(model.state_dict()), 0
-    train = training_windows(train, cfg.max_len)
+    train = budget_windows(train, cfg, seed)
     n_batches = -(-len(train) // cfg.batch_size)
-    if cfg.max_batches is not None:
-        n_batches = min(n_batches, cfg.max_batches)
     started = time.perf_counter()
     # Settings left at None are not part of the key: a setting added later (default None) does
     # not orphan the checkpoints written before it.
@@ -206,8 +215,7 @@ def fit(
         if loss_module is not None:
             loss_module.train()
         total, count = 0.0, 0
-        batches = itertools.islice(train_batches(train, cfg.batch_size, generator, cfg.max_len), n_batches)
-        bar = tqdm(batches, total=n_batches,
+        bar = tqdm(train_batches(train, cfg.batch_size, generator, cfg.max_len), total=n_batches,
                    desc=f"epoch {epoch}", leave=False, disable=not progress)
         for inputs, targets in bar:
             optimiser.zero_grad(set_to_none=True)

@@ -89,6 +89,27 @@ def test_a_small_cache_keeps_the_teachers_largest_logits() -> None:
     torch.testing.assert_close(rest[0], others.logsumexp(0), rtol=1e-5, atol=1e-5)
 
 
+def test_a_bound_on_logits_per_batch_gives_the_same_cache() -> None:
+    """The cache does not depend on how its batches are cut: bounded to a handful of positions
+    per batch (a 150k-item catalogue's case), every prefix keeps the same top-K."""
+    _, teacher = models(3)
+    train = windows(3, n=12)
+    whole = build_teacher_cache(teacher, train, top_k=5, temperature=2.0, batch_size=64, progress=False)
+    bounded = build_teacher_cache(teacher, train, top_k=5, temperature=2.0, batch_size=64, progress=False,
+                                  max_logits=3 * teacher.n_items)
+    assert np.array_equal(whole.keys, bounded.keys)
+    torch.testing.assert_close(bounded.logits, whole.logits, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(bounded.rest_lse, whole.rest_lse, rtol=1e-5, atol=1e-5)
+
+
+def test_batches_respect_rows_and_positions_and_cover_every_row() -> None:
+    from recpress_utils.distill.teacher_cache import _batches
+
+    assert _batches([2, 2, 2, 2, 9, 1], max_rows=3, max_positions=5) == [(0, 2), (2, 4), (4, 5), (5, 6)]
+    assert _batches([1] * 7, max_rows=3, max_positions=100) == [(0, 3), (3, 6), (6, 7)]
+    assert _batches([], 3, 5) == []
+
+
 def test_a_prefix_outside_the_cache_is_an_error() -> None:
     student, teacher = models(3)
     cache = build_teacher_cache(teacher, windows(3), top_k=5, temperature=1.0, progress=False)

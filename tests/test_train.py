@@ -10,7 +10,7 @@ import torch
 
 from recpress_utils.runs import ModelSpec, cold_test_targets, evaluate_test, load_run, train_run
 from recpress_utils.sequences import load_sessions
-from recpress_utils.train import TrainConfig, evaluate, fit, set_determinism
+from recpress_utils.train import TrainConfig, budget_windows, evaluate, fit, set_determinism
 from recpress_utils.models import build_model
 from recpress_utils.sequences import n_items
 
@@ -219,3 +219,21 @@ def test_a_checkpoint_of_other_settings_is_never_continued(tiny_prepared, tmp_pa
     metrics = train_run(spec, tiny_prepared, tmp_path, TrainConfig(epochs=1, batch_size=256), seed=0, threads=1,
                         progress=False)[2]
     assert metrics["epochs_run"] == 1 and not (tmp_path / CHECKPOINT).exists()
+
+
+def test_a_window_budget_is_a_seeded_sample_the_same_for_every_caller(tiny_prepared):
+    from recpress_utils.sequences import training_windows
+
+    train = load_sessions(tiny_prepared, "train")
+    every = training_windows(train, 50)
+    unbounded = budget_windows(train, TrainConfig(), 42)
+    assert len(unbounded) == len(every) > 100
+    assert all(np.array_equal(a, b) for a, b in zip(unbounded.items, every.items))
+    cfg = TrainConfig(max_windows=100)
+    sample = budget_windows(train, cfg, 42)
+    again = budget_windows(train, cfg, 42)
+    assert len(sample) == 100 and all(np.array_equal(a, b) for a, b in zip(sample.items, again.items))
+    other = budget_windows(train, cfg, 43)
+    assert not all(np.array_equal(a, b) for a, b in zip(sample.items, other.items))
+    with pytest.raises(ValueError, match="max_windows"):
+        TrainConfig(max_windows=0)

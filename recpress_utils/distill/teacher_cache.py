@@ -76,11 +76,13 @@ class TeacherCache:
 
 @torch.no_grad()
 def build_teacher_cache(teacher: nn.Module, windows: Sessions, top_k: int, temperature: float,
-                        batch_size: int = 256, progress: bool = True) -> TeacherCache:
+                        batch_size: int = 256, progress: bool = True, max_logits: int = 1 << 26) -> TeacherCache:
     """Run the frozen ``teacher`` once over the training ``windows`` (already cut to the
-    student's ``max_len``, as :func:`~recpress_utils.sequences.training_windows` does) and keep,
+    student's ``max_len``, as :func:`~recpress_utils.train.budget_windows` does) and keep,
     per distinct prefix with a target, its ``top_k`` items and logits and the rest's log-mass at
-    ``temperature``. Windows are visited by length, so each batch is padded little."""
+    ``temperature``. Windows are visited by length, so each batch is padded little; a batch holds
+    at most ``batch_size`` windows and ``max_logits`` logits (256 MB: 447 positions at 150k items),
+    so the catalogue's size never decides the peak memory."""
     if top_k < 1:
         raise ValueError(f"top_k must be >= 1, got {top_k}")
     if temperature <= 0:
@@ -91,8 +93,9 @@ def build_teacher_cache(teacher: nn.Module, windows: Sessions, top_k: int, tempe
     device = next(teacher.parameters()).device
     order = sorted(range(len(windows)), key=lambda i: len(windows.items[i]))
     parts: dict[str, list] = {"keys": [], "items": [], "logits": [], "rest": []}
-    for start in tqdm(range(0, len(order), batch_size), desc="teacher cache", disable=not progress):
-        rows = [windows.items[i] for i in order[start:start + batch_size]]
+    batches = _batches([len(windows.items[i]) - 1 for i in order], batch_size, max(1, max_logits // teacher.n_items))
+    for start, stop in tqdm(batches, desc="teacher cache", disable=not progress):
+        rows = [windows.items[i] for i in order[start:stop]]
         inputs = left_pad([s[:-1] for s in rows])
         mask = left_pad([s[1:] for s in rows], inputs.shape[1]) != 0
         logits = logits_at(teacher, inputs.to(device), mask.to(device))[:, 1:].float()
@@ -107,6 +110,18 @@ def build_teacher_cache(teacher: nn.Module, windows: Sessions, top_k: int, tempe
     index = torch.from_numpy(first.astype(np.int64))
     items, logits, rest = (torch.cat(parts[name])[index] for name in ("items", "logits", "rest"))
     return TeacherCache(keys, items.long(), logits, rest, float(temperature))
+
+
+def _batches(targets: list[int], max_rows: int, max_positions: int) -> list[tuple[int, int]]:
+    """Consecutive ``(start, stop)`` groups of rows with at most ``max_rows`` rows and, unless one
+    row alone exceeds it, at most ``max_positions`` targets."""
+    out, start, total = [], 0, 0
+    for row, n in enumerate(targets):
+        if row > start and (row - start == max_rows or total + n > max_positions):
+            out.append((start, row))
+            start, total = row, 0
+        total += n
+    return out + [(start, len(targets))] if targets else out
 
 
 def cached_kd_loss(student_logits: Tensor, items: Tensor, teacher_logits: Tensor, rest_lse: Tensor,
