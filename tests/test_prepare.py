@@ -118,6 +118,7 @@ def test_real_slice_prepares(rees46_slice, tmp_path):
 def test_too_few_sessions(tmp_path):
     with pytest.raises(ValueError, match="too few to split"):
         _prepare(tmp_path, [event("00:00:01", 1, "a"), event("00:00:02", 2, "a")])
+    assert not (tmp_path / "prep" / ".duckdb_tmp").exists()  # a failed run leaves no spill folder
 
 
 def test_config_rejects_unknown_key():

@@ -20,6 +20,7 @@ Items are re-indexed 1..N (0 is padding) by descending training support, then pr
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Sequence
@@ -106,64 +107,63 @@ def prepare_dataset(events_parquet: str | Path, out_dir: str | Path, cfg: Prepar
     out_dir.mkdir(parents=True, exist_ok=True)
     tmp_dir = out_dir / ".duckdb_tmp"
     con = _connect(cfg, tmp_dir)
-    loo = cfg.split == "leave_one_out"
-    key = "CAST(user_id AS VARCHAR)" if loo else "user_session"
-    con.execute(f"CREATE TEMP TABLE steps AS {_steps_sql(events_parquet, key)}")
-    con.execute(
-        """CREATE TEMP TABLE sessions AS
-           SELECT user_session, MIN(user_id) AS user_id, MIN(t) AS start_time, MAX(t) AS end_time,
-                  COUNT(*) AS n_steps
-           FROM steps GROUP BY user_session"""
-    )
-    if loo:
-        cuts = {"valid": "leave-one-out: second-last step", "test": "leave-one-out: last step"}
-        _loo_assignments(con)
-    else:
-        cuts = _time_cuts(con, cfg)
+    try:
+        loo = cfg.split == "leave_one_out"
+        key = "CAST(user_id AS VARCHAR)" if loo else "user_session"
+        con.execute(f"CREATE TEMP TABLE steps AS {_steps_sql(events_parquet, key)}")
         con.execute(
-            f"""CREATE TEMP TABLE session_split AS
-                SELECT user_session, CASE WHEN end_time >= TIMESTAMP '{cuts['test']}' THEN 'test'
-                                          WHEN end_time >= TIMESTAMP '{cuts['valid']}' THEN 'valid'
-                                          ELSE 'train' END AS split
-                FROM sessions"""
+            """CREATE TEMP TABLE sessions AS
+               SELECT user_session, MIN(user_id) AS user_id, MIN(t) AS start_time, MAX(t) AS end_time,
+                      COUNT(*) AS n_steps
+               FROM steps GROUP BY user_session"""
         )
-        con.execute("CREATE TEMP VIEW train_steps AS SELECT s.* FROM steps s JOIN session_split USING "
-                    "(user_session) WHERE split = 'train'")
-    con.execute(
-        f"""CREATE TEMP TABLE vocab AS
-            SELECT product_id, COUNT(*) AS train_count FROM train_steps GROUP BY product_id
-            HAVING COUNT(*) >= {int(cfg.min_item_support)}"""
-    )
-    con.execute(
-        """CREATE TEMP TABLE vocab_idx AS
-           SELECT product_id, train_count,
-                  CAST(ROW_NUMBER() OVER (ORDER BY train_count DESC, product_id) AS INTEGER) AS item_idx
-           FROM vocab"""
-    )
-    if con.sql("SELECT COUNT(*) FROM vocab_idx").fetchone()[0] == 0:
-        raise ValueError(
-            f"no item has min_item_support={cfg.min_item_support} training occurrences; "
-            "lower it or use more data"
+        if loo:
+            cuts = {"valid": "leave-one-out: second-last step", "test": "leave-one-out: last step"}
+            _loo_assignments(con)
+        else:
+            cuts = _time_cuts(con, cfg)
+            con.execute(
+                f"""CREATE TEMP TABLE session_split AS
+                    SELECT user_session, CASE WHEN end_time >= TIMESTAMP '{cuts['test']}' THEN 'test'
+                                              WHEN end_time >= TIMESTAMP '{cuts['valid']}' THEN 'valid'
+                                              ELSE 'train' END AS split
+                    FROM sessions"""
+            )
+            con.execute("CREATE TEMP VIEW train_steps AS SELECT s.* FROM steps s JOIN session_split USING "
+                        "(user_session) WHERE split = 'train'")
+        con.execute(
+            f"""CREATE TEMP TABLE vocab AS
+                SELECT product_id, COUNT(*) AS train_count FROM train_steps GROUP BY product_id
+                HAVING COUNT(*) >= {int(cfg.min_item_support)}"""
         )
-    drop = {s: _LOO_DROP[s] if loo else 0 for s in SPLITS}
-    cold = {s: _cold_targets(con, s, cfg, drop[s]) for s in ("valid", "test")}
-    split_tables = {s: _split_table(con, s, cfg, drop[s]) for s in SPLITS}
-    items = _items_table(con, events_parquet, loo)
+        con.execute(
+            """CREATE TEMP TABLE vocab_idx AS
+               SELECT product_id, train_count,
+                      CAST(ROW_NUMBER() OVER (ORDER BY train_count DESC, product_id) AS INTEGER) AS item_idx
+               FROM vocab"""
+        )
+        if con.sql("SELECT COUNT(*) FROM vocab_idx").fetchone()[0] == 0:
+            raise ValueError(
+                f"no item has min_item_support={cfg.min_item_support} training occurrences; "
+                "lower it or use more data"
+            )
+        drop = {s: _LOO_DROP[s] if loo else 0 for s in SPLITS}
+        cold = {s: _cold_targets(con, s, cfg, drop[s]) for s in ("valid", "test")}
+        split_tables = {s: _split_table(con, s, cfg, drop[s]) for s in SPLITS}
+        items = _items_table(con, events_parquet, loo)
 
-    for split, table in split_tables.items():
-        write_parquet(table, out_dir / f"{split}.parquet")
-    write_parquet(items, out_dir / "items.parquet")
-    stats = _stats(con, cfg, cuts, split_tables, items)
-    stats["cold_targets"] = {
-        **cold,
-        "scored_as": "miss: every metric 0 for that session (never skipped); the session is not "
-                     "evaluated with an earlier item as its target",
-    }
-    con.close()
-    if tmp_dir.exists():
-        for p in tmp_dir.iterdir():
-            p.unlink()
-        tmp_dir.rmdir()
+        for split, table in split_tables.items():
+            write_parquet(table, out_dir / f"{split}.parquet")
+        write_parquet(items, out_dir / "items.parquet")
+        stats = _stats(con, cfg, cuts, split_tables, items)
+        stats["cold_targets"] = {
+            **cold,
+            "scored_as": "miss: every metric 0 for that session (never skipped); the session is not "
+                         "evaluated with an earlier item as its target",
+        }
+    finally:  # DuckDB's spill files go, whether the preparation worked or not
+        con.close()
+        shutil.rmtree(tmp_dir, ignore_errors=True)
     return stats
 
 
@@ -226,18 +226,19 @@ def _split_table(con: duckdb.DuckDBPyConnection, split: str, cfg: PrepareConfig,
 
     In the evaluated splits (valid, test) a sequence whose target is cold is left out whole
     (counted by :func:`_cold_targets`): dropping only its unknown target would quietly evaluate
-    an earlier item instead."""
-    max_len, min_len = int(cfg.max_len), int(cfg.min_session_length)
-    if drop_last:  # leave-one-out: cut the last steps, then keep what still has a target
-        cut = f"items[1:len(items) - {drop_last}]"
-        agg_items = f"{cut} AS items, actions[1:len(actions) - {drop_last}] AS actions"
-        min_len += drop_last
-    else:
-        agg_items = "items, actions"
+    an earlier item instead.
+
+    The sequences are not built by DuckDB's ``LIST(... ORDER BY ...)``: that aggregate keeps every
+    group in memory and ran out of 11 GB at a quarter of the paper's data. DuckDB writes the
+    collapsed steps and one row per session (both spill to disk), then streams the steps' two
+    numeric columns in session order, and the lists are cut here from the session lengths.
+    """
+    max_len, min_len = int(cfg.max_len), int(cfg.min_session_length) + drop_last
     no_cold = (f"AND s.user_session NOT IN ({_cold_target_sessions_sql(split, drop_last)})"
                if split != "train" else "")
-    return con.sql(
-        f"""WITH kept AS (
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE split_steps AS
+            WITH kept AS (
                 SELECT s.user_session, s.user_id, s.t, s.row, v.item_idx, s.action
                 FROM steps s JOIN session_split USING (user_session)
                 JOIN vocab_idx v USING (product_id)
@@ -249,36 +250,46 @@ def _split_table(con: duckdb.DuckDBPyConnection, split: str, cfg: PrepareConfig,
                 SELECT *, SUM(new_run) OVER (PARTITION BY user_session ORDER BY t, row
                                              ROWS UNBOUNDED PRECEDING) AS run_id
                 FROM merged
-            ), steps2 AS (
-                SELECT user_session, MIN(user_id) AS user_id, MIN(t) AS t, MAX(t) AS t_end,
-                       MIN(row) AS row, MIN(item_idx) AS item_idx, MAX(action) AS action
-                FROM runs GROUP BY user_session, run_id
-            ), agg AS (
-                SELECT user_session AS session_id, MIN(user_id) AS user_id,
-                       MIN(t) AS start_time, MAX(t_end) AS end_time,
-                       LIST(item_idx ORDER BY t, row) AS items,
-                       LIST(action ORDER BY t, row) AS actions
-                FROM steps2 GROUP BY user_session
-                HAVING COUNT(*) >= {min_len}
-            ), cut AS (
-                SELECT session_id, user_id, start_time, end_time, {agg_items} FROM agg
             )
-            SELECT session_id, user_id, start_time, end_time,
-                   CASE WHEN len(items) > {max_len} THEN items[len(items) - {max_len} + 1:] ELSE items END AS items,
-                   CASE WHEN len(actions) > {max_len} THEN actions[len(actions) - {max_len} + 1:] ELSE actions END AS actions
-            FROM cut ORDER BY end_time, session_id"""
-    ).to_arrow_table().cast(
-        pa.schema(
-            [
-                ("session_id", pa.string()),
-                ("user_id", pa.int64()),
-                ("start_time", pa.timestamp("s")),
-                ("end_time", pa.timestamp("s")),
-                ("items", pa.list_(pa.int32())),
-                ("actions", pa.list_(pa.int8())),
-            ]
-        )
+            SELECT user_session, MIN(user_id) AS user_id, MIN(t) AS t, MAX(t) AS t_end,
+                   MIN(row) AS row, MIN(item_idx) AS item_idx, MAX(action) AS action
+            FROM runs GROUP BY user_session, run_id"""
     )
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE split_sessions AS
+            SELECT user_session, MIN(user_id) AS user_id, MIN(t) AS start_time, MAX(t_end) AS end_time,
+                   COUNT(*) AS n_steps
+            FROM split_steps GROUP BY user_session HAVING COUNT(*) >= {min_len}"""
+    )
+    sessions = con.sql("SELECT * FROM split_sessions ORDER BY end_time, user_session").to_arrow_table()
+    steps = con.sql(
+        """SELECT s.item_idx, s.action FROM split_steps s JOIN split_sessions q USING (user_session)
+           ORDER BY q.end_time, q.user_session, s.t, s.row"""
+    ).fetch_record_batch(1 << 20)
+    columns = {"item_idx": [], "action": []}
+    for batch in steps:
+        for name in columns:
+            columns[name].append(batch.column(name).to_numpy(zero_copy_only=False))
+    con.execute("DROP TABLE split_steps; DROP TABLE split_sessions")
+    n = sessions.column("n_steps").to_numpy().astype(np.int64)
+    first = np.cumsum(n) - n
+    keep = np.minimum(n - drop_last, max_len)  # the latest max_len steps before the dropped ones
+    start = first + (n - drop_last) - keep
+    offsets = np.r_[0, np.cumsum(keep)]
+    take = np.repeat(start - offsets[:-1], keep) + np.arange(offsets[-1])
+
+    def lists(name: str, dtype: pa.DataType) -> pa.ListArray:
+        values = np.concatenate(columns[name]) if columns[name] else np.zeros(0)
+        return pa.ListArray.from_arrays(pa.array(offsets.astype(np.int32)), pa.array(values[take]).cast(dtype))
+
+    return pa.table({
+        "session_id": sessions.column("user_session").cast(pa.string()),
+        "user_id": sessions.column("user_id").cast(pa.int64()),
+        "start_time": sessions.column("start_time").cast(pa.timestamp("s")),
+        "end_time": sessions.column("end_time").cast(pa.timestamp("s")),
+        "items": lists("item_idx", pa.int32()),
+        "actions": lists("action", pa.int8()),
+    })
 
 
 def _items_table(con: duckdb.DuckDBPyConnection, events_parquet: Path, loo: bool = False) -> pa.Table:
