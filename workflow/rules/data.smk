@@ -9,7 +9,8 @@ if DATASET == "synthetic":
         params:
             py=PY,
             knobs=json.dumps({**config["synthetic"], "seed": config["data_seed"]}, sort_keys=True),
-            out=f"{OUT}/raw" if config["synthetic"].get("monthly") else f"{OUT}/raw/events.csv",
+            # the CSV, or the folder of the monthly CSVs
+            out=lambda wildcards, output: os.path.dirname(output[0]) if config["synthetic"].get("monthly") else output[0],
         log:
             f"{OUT}/logs/synthetic_events.log",
         benchmark:
