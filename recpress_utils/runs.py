@@ -25,8 +25,8 @@ from recpress_utils.names import PAPER_NAMES, PEER_NAMES, student_name
 from recpress_utils.sequences import Sessions, load_sessions, n_items
 from recpress_utils.distill.teacher_cache import build_teacher_cache
 from recpress_utils.losses import LOSSES, LossFn, PopularityPool, build_loss, check_loss
-from recpress_utils.train import (FitResult, TrainConfig, budget_windows, count_parameters, evaluate, fit, pick_device,
-                                  set_determinism)
+from recpress_utils.train import (FitResult, TrainConfig, budget_windows, count_parameters, eval_sample, evaluate, fit,
+                                  pick_device, set_determinism)
 
 @dataclass(frozen=True)
 class ModelSpec:
@@ -134,8 +134,14 @@ def target_modes(prepared_dir: str | Path) -> tuple[str, ...]:
 
 def evaluate_test(net: torch.nn.Module, test: Sessions, cfg: TrainConfig, cold_targets: int = 0,
                   modes: tuple[str, ...] = ("last", "rest")) -> dict[str, Any]:
-    """Test metrics per target mode (SPEC section 6), ``cold_targets`` sessions as misses."""
+    """Test metrics per target mode (SPEC section 6), ``cold_targets`` sessions as misses; under a
+    ``cfg.max_eval_sessions`` budget on the fixed sample (:func:`~recpress_utils.train.eval_sample`)
+    with the cold targets in proportion."""
     device = pick_device(cfg.device)
+    sample = eval_sample(test, cfg)
+    if len(sample) < len(test):  # a budget (train.max_eval_sessions): cold targets in proportion
+        cold_targets = round(cold_targets * len(sample) / len(test))
+    test = sample
     out: dict[str, Any] = {"test_sessions": len(test), "test_cold_targets": cold_targets}
     for key, mode in (("test", "last"), ("test_rest", "rest")):
         if mode not in modes:
@@ -430,7 +436,7 @@ def kg_ablation(net: torch.nn.Module, prepared_dir: str | Path, cfg: TrainConfig
     """Test metrics of a trained KG model with and without its neighbour tables (None if it has none)."""
     if not hasattr(net, "set_neighbor_tables"):
         return None
-    test = load_sessions(prepared_dir, "test")
+    test = eval_sample(load_sessions(prepared_dir, "test"), cfg)
     device = pick_device(cfg.device)
     with_kg = evaluate(net, test, "last", cfg.eval_batch_size, cfg.max_len, device, cfg.exclude_seen).result()
     saved = {"index": net.neighbor_index.clone(), "weight": net.neighbor_weight.clone()}

@@ -52,6 +52,10 @@ class TrainConfig(Settings):
     #: seeded sample of this many training windows, the same in every epoch and in the teacher's
     #: top-K cache (:func:`budget_windows`). None: all of them.
     max_windows: int | None = None
+    #: The evaluation's budget at the same scale: validate every epoch and test on a fixed sample
+    #: of this many sessions (:func:`eval_sample`), the same sample in every run so runs stay
+    #: paired. None: every session.
+    max_eval_sessions: int | None = None
 
     def __post_init__(self) -> None:
         if self.loss_positions not in ("all", "last"):
@@ -60,6 +64,8 @@ class TrainConfig(Settings):
             raise ValueError("epochs, batch_size and patience must be >= 1")
         if self.max_windows is not None and self.max_windows < 1:
             raise ValueError("max_windows must be >= 1 (or null: every training window)")
+        if self.max_eval_sessions is not None and self.max_eval_sessions < 1:
+            raise ValueError("max_eval_sessions must be >= 1 (or null: every session)")
 
 
 
@@ -143,6 +149,21 @@ def budget_windows(train: Sessions, cfg: TrainConfig, seed: int) -> Sessions:
     return Sessions([windows.items[i] for i in keep], [windows.actions[i] for i in keep])
 
 
+#: The seed of the evaluation sample (:func:`eval_sample`): fixed, not the run's seed, so every
+#: model and seed is scored on the same sessions and paired comparisons stay paired.
+EVAL_SAMPLE_SEED = 0
+
+
+def eval_sample(sessions: Sessions, cfg: TrainConfig) -> Sessions:
+    """The sessions an evaluation scores: all of them, or with ``cfg.max_eval_sessions`` a sample
+    of that many drawn with :data:`EVAL_SAMPLE_SEED` (kept in their order)."""
+    if cfg.max_eval_sessions is None or cfg.max_eval_sessions >= len(sessions):
+        return sessions
+    keep = np.sort(np.random.default_rng(EVAL_SAMPLE_SEED).choice(len(sessions), cfg.max_eval_sessions,
+                                                                 replace=False))
+    return Sessions([sessions.items[i] for i in keep], [sessions.actions[i] for i in keep])
+
+
 def fit(
     model: torch.nn.Module,
     train: Sessions,
@@ -171,6 +192,7 @@ def fit(
     """
     device = pick_device(cfg.device)
     model.to(device)
+    valid = eval_sample(valid, cfg)
     loss_fn = loss_fn or full_cross_entropy(cfg.loss_positions)
     # A loss with parameters of its own (a distillation method's regressor, a peer trained online)
     # trains, switches mode and is checkpointed with the model.

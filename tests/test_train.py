@@ -237,3 +237,30 @@ def test_a_window_budget_is_a_seeded_sample_the_same_for_every_caller(tiny_prepa
     assert not all(np.array_equal(a, b) for a, b in zip(sample.items, other.items))
     with pytest.raises(ValueError, match="max_windows"):
         TrainConfig(max_windows=0)
+
+
+def test_eval_budget_scores_one_fixed_sample_with_cold_targets_in_proportion(tiny_prepared) -> None:
+    """``max_eval_sessions`` (the paper-scale budget): every run and seed scores the same sample,
+    kept in order; the test metrics are the plain evaluation of that sample, and the cold targets
+    shrink in proportion; no budget changes nothing."""
+    from recpress_utils.models import Popularity
+    from recpress_utils.sequences import n_items
+    from recpress_utils.train import eval_sample, evaluate
+
+    test = load_sessions(tiny_prepared, "test")
+    assert eval_sample(test, TrainConfig()) is test
+    cfg = TrainConfig(max_eval_sessions=40)
+    sample = eval_sample(test, cfg)
+    assert len(sample) == 40 < len(test)
+    assert all(np.array_equal(a, b) for a, b in zip(sample.items, eval_sample(test, cfg).items))
+    positions = [next(i for i, s in enumerate(test.items) if s is kept) for kept in sample.items]
+    assert positions == sorted(positions)
+    model = Popularity(n_items(tiny_prepared)).eval()
+    model.fit_counts(load_sessions(tiny_prepared, "train").items)
+    out = evaluate_test(model, test, cfg, cold_targets=len(test))
+    assert out["test_sessions"] == 40 and out["test_cold_targets"] == 40
+    plain = evaluate(model, sample, "last").result()
+    for name, value in plain.items():
+        assert out["test"][name] == pytest.approx(value / 2, abs=1e-12), name
+    with pytest.raises(ValueError, match="max_eval_sessions"):
+        TrainConfig(max_eval_sessions=0)
