@@ -71,17 +71,30 @@ def run(fractions: Sequence[Fraction], until: str, cores: int, profile: str = PR
                        cwd=repo_path(), check=True)
 
 
-def collect(fractions: Sequence[Fraction]) -> pd.DataFrame:
+def collect(fractions: Sequence[Fraction], previous: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per stage (Snakemake job) and fraction: wall seconds and peak resident memory of
-    the job and its children, and the raw events the fraction has (read by the prepare stage)."""
+    the job and its children, and the raw events the fraction has (read by the prepare stage).
+
+    ``previous`` (the committed table): its rows stay unless measured again here, so a session
+    that reruns only some stages or sizes (results folders do not outlive a machine) adds to the
+    table instead of dropping what it did not redo. A fraction without results is skipped."""
     rows = []
     for fraction in sorted(fractions):
         results = repo_path(folder(fraction)) / "synthetic"
+        if not (results / "prepared" / "stats.json").exists():
+            print(f"no results for fraction {fraction} in {results}: its rows stay as they were")
+            continue
         events = read_json(results / "prepared" / "stats.json")["read"]["rows_read"]
         jobs = stages(results)
         rows += [{"stage": job.job, "fraction": str(fraction), "events": int(events),
                   "seconds": job.seconds, "max_rss_mb": job.max_rss_mb} for job in jobs.itertuples()]
-    return pd.DataFrame(rows, columns=COLUMNS).sort_values(["stage", "events"], kind="stable", ignore_index=True)
+    table = pd.DataFrame(rows, columns=COLUMNS)
+    if previous is not None and len(previous):
+        previous = previous.astype({"fraction": str})
+        measured = set(zip(table["stage"], table["fraction"]))
+        kept = previous[[key not in measured for key in zip(previous["stage"], previous["fraction"])]]
+        table = pd.concat([kept[COLUMNS], table], ignore_index=True) if len(table) else kept[COLUMNS]
+    return table.sort_values(["stage", "events"], kind="stable", ignore_index=True)
 
 
 def growth_exponents(table: pd.DataFrame) -> pd.DataFrame:
@@ -144,8 +157,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.command == "run":
         run(args.fractions, args.until, args.cores)
         return
-    table = collect(args.fractions)
     out = repo_path(args.out)
+    table = collect(args.fractions, pd.read_csv(out, dtype={"fraction": str}) if out.exists() else None)
     out.parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(out, index=False)
     figure(table).savefig(out.with_suffix(".png"), dpi=110)

@@ -63,3 +63,19 @@ def test_the_committed_table_keeps_every_stage_under_24_gib_at_full_size():
     if len(full):
         assert (full["max_rss_mb"] < 24 * 1024).all(), full[full["max_rss_mb"] >= 24 * 1024]
     assert np.isfinite(table[["seconds", "max_rss_mb"]].to_numpy()).all()
+
+
+def test_collect_keeps_committed_rows_it_did_not_measure_again(tmp_path, monkeypatch):
+    """Results folders do not outlive a machine: a later session that reruns one size (or adds
+    stages) replaces its own rows and keeps the committed ones it did not redo."""
+    monkeypatch.setattr(scaling, "repo_path", lambda *parts: tmp_path.joinpath(*parts))
+    previous = pd.DataFrame([["01_prepare_data", "1/16", 4_000_000, 30.0, 100.0],
+                             ["01_prepare_data", "1", 64_000_000, 400.0, 1000.0]], columns=scaling.COLUMNS)
+    _fake_run(tmp_path, Fraction(1), 64_000_000, {"01_prepare_data": 500.0, "04_train_model_student_s42": 90.0})
+    table = scaling.collect([Fraction(1, 16), Fraction(1)], previous)
+    assert list(table.columns) == scaling.COLUMNS
+    rows = {(r.stage, r.fraction): r.seconds for r in table.itertuples()}
+    assert rows == {("01_prepare_data", "1/16"): 30.0, ("01_prepare_data", "1"): 500.0,
+                    ("04_train_model_student_s42", "1"): 90.0}
+    assert "04_train_model_student_s42" not in scaling.growth_exponents(table).index  # one size: no fit
+    assert "not run" in scaling.readme_table(table)
