@@ -8,7 +8,6 @@ half of the session), ``history`` (validation metrics per epoch), settings, seed
 from __future__ import annotations
 
 import copy
-import inspect
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -295,66 +294,74 @@ def distill_run(
                                             info, prepared_dir)
 
 
+@dataclass(frozen=True)
+class KDJob:
+    """One distillation run's settings, what :func:`kd_fit` trains and :func:`kd_run` records.
+
+    ``method``: its name in the profile's ``kd.methods``, or None for the no-KD control the methods
+    are judged against; ``method_settings`` is that entry (``method``, a name in
+    :data:`recpress_utils.distill.METHODS`, and its ``settings``). ``teachers``: per teacher its
+    ``model``, ``model_kwargs``, ``checkpoint`` (the trained run of the same seed),
+    ``neighbors_path`` ("" for none), ``loss`` and ``loss_settings``; the method ``mutual`` trains a
+    fresh peer of the first teacher's architecture with that loss instead of loading it.
+    ``student_loss`` (``loss``, ``loss_settings``) is the student's own loss, the control's and
+    every method's hard term. With ``top_k``, methods that read the teacher's top-K (soft labels,
+    RD, RRD) get it cached once per training prefix; ``negatives`` gives soft labels the student's
+    sampled pool (as :func:`distill_run`).
+    """
+
+    method: str | None
+    method_settings: Mapping[str, Any] | None
+    teachers: list[dict[str, Any]]
+    student_kwargs: dict[str, Any]
+    student_loss: Mapping[str, Any]
+    train_cfg: TrainConfig
+    seed: int
+    threads: int
+    top_k: int | None = None
+    negatives: Mapping[str, Any] | None = None
+
+
 def kd_run(
     prepared_dir: str | Path,
     run_dir: str | Path,
-    *fit_args: Any,
+    job: KDJob,
     info: Mapping[str, Any] | None = None,
-    **fit_kwargs: Any,
+    progress: bool = True,
 ) -> tuple[torch.nn.Module, FitResult, dict[str, Any]]:
-    """Train the student as :func:`kd_fit` does with the same arguments (``method`` None: the no-KD
-    control the methods are judged against), checkpointing every epoch in ``run_dir``; then test it
-    and write ``metrics.json`` and ``model.pt`` there (``info`` joins the run's ``kd`` record). A
-    killed run resumes from its epoch checkpoint."""
-    call = inspect.signature(kd_fit).bind(prepared_dir, *fit_args, **fit_kwargs, checkpoint=Path(run_dir) / CHECKPOINT)
-    student, result, kd_info = kd_fit(*call.args, **call.kwargs)
-    method, student_kwargs, train_cfg, seed, threads = (
-        call.arguments[k] for k in ("method", "student_kwargs", "train_cfg", "seed", "threads"))
-    test = load_sessions(prepared_dir, "test")
+    """Train the student as :func:`kd_fit` does, checkpointing every epoch in ``run_dir``; then
+    test it and write ``metrics.json`` and ``model.pt`` there (``info`` joins the run's ``kd``
+    record). A killed run resumes from its epoch checkpoint."""
+    student, result, kd_info = kd_fit(prepared_dir, job, progress, checkpoint=Path(run_dir) / CHECKPOINT)
     run_info = {
         "model": "student",
-        "display_name": "student, no KD" if method is None else f"student, {method}",
+        "display_name": "student, no KD" if job.method is None else f"student, {job.method}",
         "node2vec": False,
-        "model_kwargs": student_kwargs,
+        "model_kwargs": job.student_kwargs,
         "kd": {**kd_info, **dict(info or {})},
     }
-    return student, result, _finish_run(student, result, test, train_cfg, seed, threads, run_dir, run_info,
-                                        prepared_dir)
+    return student, result, _finish_run(student, result, load_sessions(prepared_dir, "test"), job.train_cfg,
+                                        job.seed, job.threads, run_dir, run_info, prepared_dir)
 
 
 def kd_fit(
     prepared_dir: str | Path,
-    method: str | None,
-    method_settings: Mapping[str, Any] | None,
-    teachers: list[dict[str, Any]],
-    student_kwargs: dict[str, Any],
-    student_loss: Mapping[str, Any],
-    train_cfg: TrainConfig,
-    seed: int,
-    threads: int,
-    top_k: int | None = None,
-    negatives: Mapping[str, Any] | None = None,
+    job: KDJob,
     progress: bool = True,
     checkpoint: Path | None = None,
 ) -> tuple[torch.nn.Module, FitResult, dict[str, Any]]:
-    """Fit the student with ``method`` (its name in the profile's ``kd.methods``; ``method_settings``
-    is that entry: ``method``, a name in :data:`recpress_utils.distill.METHODS`, and its
-    ``settings``), or with its own loss alone when ``method`` is None, on the training split with
-    validation early stopping; the test split is never read (:func:`kd_run` tests, a sweep does not).
-    Returns the student, the fit, and what the run records under ``kd``.
-
-    ``teachers``: per teacher its ``model``, ``model_kwargs``, ``checkpoint`` (the trained run of
-    the same seed), ``neighbors_path`` ("" for none), ``loss`` and ``loss_settings``; the method
-    ``mutual`` trains a fresh peer of the first teacher's architecture with that loss instead of
-    loading it. ``student_loss`` (``loss``, ``loss_settings``) is the student's own loss, the
-    control's and every method's hard term. With ``top_k``, methods that read the teacher's top-K
-    (soft labels, RD, RRD) get it cached once per training prefix; ``negatives`` gives soft labels
-    the student's sampled pool (as :func:`distill_run`). Teachers are built before the student, so
-    the student starts from the same weights in every method and in the control of a seed.
+    """Fit the student of ``job`` with its method, or with its own loss alone (the control), on
+    the training split with validation early stopping; the test split is never read
+    (:func:`kd_run` tests, a sweep does not). Returns the student, the fit, and what the run
+    records under ``kd``. Teachers are built before the student, so the student starts from the
+    same weights in every method and in the control of a seed.
     """
     from recpress_utils.distill import build_method, uses_teacher_cache
 
-    set_determinism(seed, threads)
+    method, method_settings, teachers, train_cfg, seed = (job.method, job.method_settings, job.teachers,
+                                                          job.train_cfg, job.seed)
+    student_kwargs, student_loss, top_k, negatives = job.student_kwargs, job.student_loss, job.top_k, job.negatives
+    set_determinism(seed, job.threads)
     splits = {s: load_sessions(prepared_dir, s) for s in ("train", "valid")}
     device = pick_device(train_cfg.device)
     kind = None if method is None else (method_settings or {}).get("method")

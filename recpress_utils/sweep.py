@@ -44,7 +44,7 @@ from recpress_utils.losses import build_loss
 from recpress_utils.paths import repo_path
 from recpress_utils.runs import ModelSpec, build_for_data, fit_counts, train_counts
 from recpress_utils.sequences import load_sessions
-from recpress_utils.train import TrainConfig, evaluate, fit, set_determinism
+from recpress_utils.train import TrainConfig, eval_sample, evaluate, fit, set_determinism
 
 
 def parse_grid(items: list[str]) -> dict[str, list[Any]]:
@@ -80,7 +80,7 @@ def validation_scores(spec: ModelSpec, prepared_dir: str | Path, cfg: TrainConfi
     else:
         fit(net, train, valid, cfg, seed, loss_fn=loss, progress=False)
     device = next(net.parameters()).device  # where fit left it (CUDA when present)
-    metrics = evaluate(net, valid, "last", cfg.eval_batch_size, cfg.max_len, device, cfg.exclude_seen).result()
+    metrics = evaluate(net, eval_sample(valid, cfg), "last", cfg.eval_batch_size, cfg.max_len, device, cfg.exclude_seen).result()
     return {**metrics, "seconds": round(time.perf_counter() - started, 1)}
 
 
@@ -112,7 +112,7 @@ def kd_sweep(config: Mapping[str, Any], method: str, grid: Mapping[str, list[Any
     distilled with them on the training split and scored on the validation split; best first by
     the student's ``select_metric``. The teachers are the profile's trained runs of ``seed``."""
     from recpress_utils.config import stage_params
-    from recpress_utils.runs import kd_fit
+    from recpress_utils.runs import KDJob, kd_fit
 
     size = size or next(iter(config["kd"]["sizes"]))
     seed = config["seeds"][0] if seed is None else seed
@@ -129,10 +129,11 @@ def kd_sweep(config: Mapping[str, Any], method: str, grid: Mapping[str, list[Any
     for point in tqdm(grid_points(grid), desc=f"sweep kd {method}"):
         started = time.perf_counter()
         spec = {**params["method_spec"], "settings": {**params["method_spec"].get("settings", {}), **point}}
-        student, _, _ = kd_fit(prepared, method, spec, teachers, params["student_kwargs"], params["student_loss"],
-                                  cfg, seed, config["threads"], params["top_k"], params["negatives"], progress=False)
-        metrics = evaluate(student, load_sessions(prepared, "valid"), "last", cfg.eval_batch_size, cfg.max_len,
-                           next(student.parameters()).device, cfg.exclude_seen).result()
+        job = KDJob(method, spec, teachers, params["student_kwargs"], params["student_loss"], cfg, seed,
+                    config["threads"], params["top_k"], params["negatives"])
+        student, _, _ = kd_fit(prepared, job, progress=False)
+        metrics = evaluate(student, eval_sample(load_sessions(prepared, "valid"), cfg), "last", cfg.eval_batch_size,
+                           cfg.max_len, next(student.parameters()).device, cfg.exclude_seen).result()
         rows.append({**point, **metrics, "seconds": round(time.perf_counter() - started, 1)})
     return pd.DataFrame(rows).sort_values(cfg.select_metric, ascending=False, kind="stable").reset_index(drop=True)
 

@@ -220,7 +220,7 @@ def test_kd_run_trains_a_method_with_parameters_and_resumes_exactly(tiny_prepare
     in its second epoch and run again ends exactly as one never killed, experts included."""
     import recpress_utils.distill as distill
     import recpress_utils.runs as runs
-    from recpress_utils.runs import ModelSpec, kd_run, train_run
+    from recpress_utils.runs import KDJob, ModelSpec, kd_run, train_run
     from recpress_utils.train import TrainConfig
 
     cfg = TrainConfig(epochs=2, batch_size=64, patience=5, device="cpu")
@@ -229,10 +229,10 @@ def test_kd_run_trains_a_method_with_parameters_and_resumes_exactly(tiny_prepare
     teachers = [{"model": "mixed_attention", "model_kwargs": spec.settings, "neighbors_path": "",
                  "checkpoint": str(tmp_path / "teacher" / "model.pt"), "loss": "cross_entropy", "loss_settings": {}}]
     student_kwargs = {"emb_dim": 16, "qkv_dim": 16, "n_filters": 8, "proj_dim": 16}
-    args = dict(method="de", method_settings={"method": "experts", "settings": {"n_experts": 3}}, teachers=teachers,
+    job = KDJob(method="de", method_settings={"method": "experts", "settings": {"n_experts": 3}}, teachers=teachers,
                 student_kwargs=student_kwargs, student_loss={"loss": "cross_entropy"}, train_cfg=cfg, seed=3,
-                threads=1, progress=False)
-    whole = kd_run(tiny_prepared, tmp_path / "whole", **args)[2]
+                threads=1)
+    whole = kd_run(tiny_prepared, tmp_path / "whole", job, progress=False)[2]
     assert whole["kd"]["method"] == "experts" and whole["kd"]["method_parameters"] > 0
 
     from recpress_utils.sequences import load_sessions, training_windows
@@ -254,13 +254,13 @@ def test_kd_run_trains_a_method_with_parameters_and_resumes_exactly(tiny_prepare
 
     monkeypatch.setattr(distill, "build_method", dies_in_epoch_2)
     with pytest.raises(KeyboardInterrupt):
-        kd_run(tiny_prepared, tmp_path / "killed", **args)
+        kd_run(tiny_prepared, tmp_path / "killed", job, progress=False)
     assert (tmp_path / "killed" / runs.CHECKPOINT).exists()
     monkeypatch.undo()
-    again = kd_run(tiny_prepared, tmp_path / "killed", **args)[2]
+    again = kd_run(tiny_prepared, tmp_path / "killed", job, progress=False)[2]
     assert again["test"] == whole["test"]
     assert [h["train_loss"] for h in again["history"]] == [h["train_loss"] for h in whole["history"]]
     # the control: the same student, its own loss only, no teacher read
-    control = kd_run(tiny_prepared, tmp_path / "control", None, None, [], student_kwargs, {"loss": "cross_entropy"},
-                     cfg, 3, 1, progress=False)[2]
+    control = kd_run(tiny_prepared, tmp_path / "control",
+                     KDJob(None, None, [], student_kwargs, {"loss": "cross_entropy"}, cfg, 3, 1), progress=False)[2]
     assert control["kd"]["method"] is None and control["test"] != whole["test"]

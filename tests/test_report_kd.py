@@ -59,14 +59,14 @@ def test_size_latency_times_one_student_per_size(tiny_prepared, tmp_path) -> Non
     import json
 
     from recpress_utils.latency import size_latency
-    from recpress_utils.runs import kd_run
+    from recpress_utils.runs import KDJob, kd_run
     from recpress_utils.train import TrainConfig
 
     cfg = TrainConfig(epochs=1, batch_size=128, device="cpu")
     runs = {}
     for size, dim in (("e8", 8), ("e32", 32)):
-        kd_run(tiny_prepared, tmp_path / size, None, None, [], {"emb_dim": dim, "qkv_dim": dim, "proj_dim": dim},
-               {"loss": "cross_entropy"}, cfg, seed=1, threads=1, progress=False)
+        kd_run(tiny_prepared, tmp_path / size, KDJob(None, None, [], {"emb_dim": dim, "qkv_dim": dim, "proj_dim": dim},
+                                                     {"loss": "cross_entropy"}, cfg, seed=1, threads=1), progress=False)
         runs[size] = tmp_path / size
     out = size_latency(tiny_prepared, runs, tmp_path / "latency.json", threads=1, repeats=2, n_requests=50)
     assert json.loads((tmp_path / "latency.json").read_text())["sizes"].keys() == {"e8", "e32"}
