@@ -350,6 +350,15 @@ class _Events:
     def take(self, index: np.ndarray) -> "_Events":
         return _Events(self.seconds[index], self.session[index], self.item[index], self.etype[index])
 
+    def shifted(self, seconds: int, sessions: int) -> "_Events":
+        """The same events later by ``seconds``, their sessions numbered from ``sessions``."""
+        return _Events(self.seconds + seconds, self.session + sessions, self.item, self.etype)
+
+    def then(self, later: "_Events") -> "_Events":
+        """These events followed by ``later``'s (one day's held-over events before the next day's)."""
+        return _Events(*(np.concatenate([a, b]) for a, b in zip(
+            (self.seconds, self.session, self.item, self.etype), (later.seconds, later.session, later.item, later.etype))))
+
 
 def _timed_events(cfg: SyntheticConfig, rng: np.random.Generator, sess: np.ndarray, item: np.ndarray,
                   n_sessions: int, window: int) -> _Events:
@@ -531,13 +540,11 @@ def write_monthly_csvs(cfg: SyntheticConfig, out_dir: str | Path) -> dict[str, A
                 np.add.at(per_user, user, 1)
                 item_seen[ev.item] = True
                 types += np.bincount(ev.etype, minlength=len(EVENT_TYPES))
-                ev = _Events(ev.seconds + day * 86400, ev.session + next_session, ev.item, ev.etype)
+                ev = ev.shifted(day * 86400, next_session)
                 ev_user, ev_uuid = user_ids[user[ev.session - next_session]], uuids[ev.session - next_session]
                 next_session += len(user)
                 if held is not None:
-                    ev = _Events(*(np.concatenate([a, b]) for a, b in zip(
-                        (held[0].seconds, held[0].session, held[0].item, held[0].etype),
-                        (ev.seconds, ev.session, ev.item, ev.etype))))
+                    ev = held[0].then(ev)
                     ev_user, ev_uuid = np.concatenate([held[1], ev_user]), np.concatenate([held[2], ev_uuid])
                 order = _time_order(ev)
                 ev, ev_user, ev_uuid = ev.take(order), ev_user[order], ev_uuid[order]
