@@ -86,7 +86,7 @@ def collect(fractions: Sequence[Fraction], previous: pd.DataFrame | None = None)
             continue
         events = read_json(results / "prepared" / "stats.json")["read"]["rows_read"]
         jobs = stages(results)
-        rows += [{"stage": job.job, "fraction": str(fraction), "events": int(events),
+        rows += [{"stage": stage_label(job.job, results), "fraction": str(fraction), "events": int(events),
                   "seconds": job.seconds, "max_rss_mb": job.max_rss_mb} for job in jobs.itertuples()]
     table = pd.DataFrame(rows, columns=COLUMNS)
     if previous is not None and len(previous):
@@ -95,6 +95,16 @@ def collect(fractions: Sequence[Fraction], previous: pd.DataFrame | None = None)
         kept = previous[[key not in measured for key in zip(previous["stage"], previous["fraction"])]]
         table = pd.concat([kept[COLUMNS], table], ignore_index=True) if len(table) else kept[COLUMNS]
     return table.sort_values(["stage", "events"], kind="stable", ignore_index=True)
+
+
+def stage_label(job: str, results: Path) -> str:
+    """A job's row name in the table: its benchmark name, and for Node2Vec the walks per item it
+    ran with (``03_node2vec_s42 (2 walks/item)``), since its cost is linear in them: sizes run
+    with different walk settings are different rows, never one fitted exponent."""
+    if not job.startswith("03_node2vec_s"):
+        return job
+    stats = results / "embeddings" / f"s{job.removeprefix('03_node2vec_s')}" / "node2vec_stats.json"
+    return f"{job} ({read_json(stats)['config']['num_walks']} walks/item)"
 
 
 def growth_exponents(table: pd.DataFrame) -> pd.DataFrame:

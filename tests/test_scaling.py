@@ -79,3 +79,13 @@ def test_collect_keeps_committed_rows_it_did_not_measure_again(tmp_path, monkeyp
                     ("04_train_model_student_s42", "1"): 90.0}
     assert "04_train_model_student_s42" not in scaling.growth_exponents(table).index  # one size: no fit
     assert "not run" in scaling.readme_table(table)
+
+
+def test_node2vec_rows_carry_their_walks_per_item(tmp_path, monkeypatch):
+    """Node2Vec's cost is linear in its walks: a size run with other walk settings is another row."""
+    monkeypatch.setattr(scaling, "repo_path", lambda *parts: tmp_path.joinpath(*parts))
+    _fake_run(tmp_path, Fraction(1), 64_000_000, {"03_node2vec_s42": 900.0})
+    stats = tmp_path / scaling.folder(Fraction(1)) / "synthetic" / "embeddings" / "s42" / "node2vec_stats.json"
+    stats.parent.mkdir(parents=True)
+    stats.write_text(json.dumps({"config": {"num_walks": 2}}))
+    assert scaling.collect([Fraction(1)])["stage"].tolist() == ["03_node2vec_s42 (2 walks/item)"]
