@@ -72,6 +72,33 @@ def _validate(scores: torch.Tensor, targets: torch.Tensor) -> None:
         raise ValueError("every row of set-mode targets needs at least one relevant item")
 
 
+#: Up to this many targets per row, :func:`count_at_least` compares the scores with each target's
+#: in turn (R passes over B x N); above it, one pass places every score among the row's sorted
+#: target scores (B=512, N=150k, one thread: 1.2 s at R=1 either way's best, 6 s instead of 64 s at R=50).
+ONE_PASS_ABOVE = 2
+
+
+def count_at_least(items: torch.Tensor, thresholds: torch.Tensor) -> torch.Tensor:
+    """``(B, R)`` counts of the scores ``items`` ``(B, N)`` that are >= each of ``thresholds`` ``(B, R)``.
+
+    Many targets per row (the ``rest`` mode's later half of a long session) would cost R full
+    passes; instead each score's position among the row's sorted thresholds is found once
+    (``searchsorted``), a histogram of positions per row is summed from the top, and the counts
+    go back to the thresholds' own order. Exact, ties included (a score equal to a threshold
+    counts).
+    """
+    n_rows, n_thresholds = thresholds.shape
+    if n_thresholds <= ONE_PASS_ABOVE:
+        return torch.stack([(items >= thresholds[:, c:c + 1]).sum(dim=1) for c in range(n_thresholds)], dim=1)
+    ordered, order = thresholds.sort(dim=1)
+    # position p = how many thresholds are <= the score; the score is >= the j-th smallest iff p >= j
+    position = torch.searchsorted(ordered.contiguous(), items.contiguous(), right=True, out_int32=True)
+    offsets = torch.arange(n_rows, dtype=torch.int32, device=items.device)[:, None] * (n_thresholds + 1)
+    histogram = torch.bincount((position + offsets).view(-1), minlength=n_rows * (n_thresholds + 1))
+    at_least = histogram.view(n_rows, n_thresholds + 1).flip(1).cumsum(1).flip(1)[:, 1:]
+    return torch.empty_like(at_least).scatter_(1, order, at_least)
+
+
 def target_ranks(scores: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """1-based full-ranking rank of each target item, ignoring the padding item 0.
 
@@ -84,12 +111,8 @@ def target_ranks(scores: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     tgt = tgt.unsqueeze(1) if single else tgt
     scores = scores.detach()
     items = scores[:, 1:]  # drop padding: it is never ranked
-    ranks = torch.zeros_like(tgt)
-    for c in range(tgt.shape[1]):  # R is small; each step is O(B*N)
-        t = tgt[:, c : c + 1]
-        s_t = scores.gather(1, t)
-        # s_i >= s_t counts the target itself once (s_t >= s_t): that is the "1 +" of the rank.
-        ranks[:, c] = (items >= s_t).sum(dim=1)
+    # s_i >= s_t counts the target itself once (s_t >= s_t): that is the "1 +" of the rank.
+    ranks = count_at_least(items, scores.gather(1, tgt))
     if single:
         return ranks.squeeze(1)
     earlier_same = (tgt.unsqueeze(2) == tgt.unsqueeze(1)).tril(diagonal=-1).any(dim=2)

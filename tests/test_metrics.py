@@ -381,3 +381,16 @@ def test_misses_count_in_the_denominator():
     assert all(v == pytest.approx(0.5) for v in acc.result().values())
     with pytest.raises(ValueError):
         acc.add_misses(-1)
+
+
+@pytest.mark.parametrize("n_targets", [1, 2, 3, 40])
+def test_count_at_least_is_the_brute_force_count_on_both_paths(n_targets):
+    """The one-pass count (many targets per row) equals R comparisons, with ties and -inf."""
+    from recpress_utils.metrics import count_at_least
+
+    gen = torch.Generator().manual_seed(n_targets)
+    items = torch.randint(-5, 6, (7, 300), generator=gen).float()
+    items[:, :10] = float("-inf")
+    thresholds = items.gather(1, torch.randint(0, 300, (7, n_targets), generator=gen))
+    brute = torch.stack([(items >= thresholds[:, c:c + 1]).sum(1) for c in range(n_targets)], 1)
+    assert torch.equal(count_at_least(items, thresholds), brute)
