@@ -71,13 +71,16 @@ def run(fractions: Sequence[Fraction], until: str, cores: int, profile: str = PR
                        cwd=repo_path(), check=True)
 
 
-def collect(fractions: Sequence[Fraction], previous: pd.DataFrame | None = None) -> pd.DataFrame:
+def collect(fractions: Sequence[Fraction], previous: pd.DataFrame | None = None,
+            only: Sequence[str] = ()) -> pd.DataFrame:
     """One row per stage (Snakemake job) and fraction: wall seconds and peak resident memory of
     the job and its children, and the raw events the fraction has (read by the prepare stage).
 
     ``previous`` (the committed table): its rows stay unless measured again here, so a session
     that reruns only some stages or sizes (results folders do not outlive a machine) adds to the
-    table instead of dropping what it did not redo. A fraction without results is skipped."""
+    table instead of dropping what it did not redo. A fraction without results is skipped.
+    ``only``: job-name prefixes to take from the results (e.g. the training stages a session
+    added), leaving the committed rows of every other stage as they were measured."""
     rows = []
     for fraction in sorted(fractions):
         results = repo_path(folder(fraction)) / "synthetic"
@@ -86,6 +89,8 @@ def collect(fractions: Sequence[Fraction], previous: pd.DataFrame | None = None)
             continue
         events = read_json(results / "prepared" / "stats.json")["read"]["rows_read"]
         jobs = stages(results)
+        if only:
+            jobs = jobs[[job.startswith(tuple(only)) for job in jobs["job"]]]
         rows += [{"stage": stage_label(job.job, results), "fraction": str(fraction), "events": int(events),
                   "seconds": job.seconds, "max_rss_mb": job.max_rss_mb} for job in jobs.itertuples()]
     table = pd.DataFrame(rows, columns=COLUMNS)
@@ -161,6 +166,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     go.add_argument("--cores", type=int, default=1, help="one job at a time keeps each stage's timing its own")
     gather = sub.add_parser("collect", help="write the scaling table (and its figure beside it)")
     gather.add_argument("--out", type=Path, default=Path(TABLE))
+    gather.add_argument("--only", nargs="+", default=[], metavar="PREFIX",
+                        help="take only these jobs (name prefixes, e.g. 04_ 05_) from the results; keep the rest")
     for p in (go, gather):
         p.add_argument("--fractions", nargs="+", type=Fraction, default=[Fraction(1, 16), Fraction(1, 4), Fraction(1)])
     args = parser.parse_args(argv)
@@ -168,7 +175,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         run(args.fractions, args.until, args.cores)
         return
     out = repo_path(args.out)
-    table = collect(args.fractions, pd.read_csv(out, dtype={"fraction": str}) if out.exists() else None)
+    table = collect(args.fractions, pd.read_csv(out, dtype={"fraction": str}) if out.exists() else None, args.only)
     out.parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(out, index=False)
     figure(table).savefig(out.with_suffix(".png"), dpi=110)

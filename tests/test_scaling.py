@@ -78,6 +78,9 @@ def test_collect_keeps_committed_rows_it_did_not_measure_again(tmp_path, monkeyp
     assert rows == {("01_prepare_data", "1/16"): 30.0, ("01_prepare_data", "1"): 500.0,
                     ("04_train_model_student_s42", "1"): 90.0}
     assert "04_train_model_student_s42" not in scaling.growth_exponents(table).index  # one size: no fit
+    added = scaling.collect([Fraction(1)], previous, only=["04_"])  # the data stage stays as committed
+    assert {(r.stage, r.fraction): r.seconds for r in added.itertuples()} == {
+        ("01_prepare_data", "1/16"): 30.0, ("01_prepare_data", "1"): 400.0, ("04_train_model_student_s42", "1"): 90.0}
     assert "not run" in scaling.readme_table(table)
 
 
