@@ -42,10 +42,11 @@ from recpress_utils.report.provenance import provenance
 from recpress_utils.report.results import METRICS, load_runs
 
 #: Absolute tolerance of a regenerated metric against the committed digest (fractions, so
-#: 0.005 = half a point of NDCG@10), on a model's mean over seeds: above the thread-count noise
-#: of the converged models (see compare_digests), far below
-#: the differences the claims are about.
-TOLERANCE = 0.005
+#: 0.015 = 1.5 points of HR@20), on a model's mean over seeds: above the noise of another CPU
+#: (an AMD EPYC regenerating a digest committed from another machine differed by up to 0.0124,
+#: BERT4Rec's HR@20; thread counts alone stay under 0.005), below the differences the claims
+#: are about.
+TOLERANCE = 0.015
 #: Metrics are stored at this many decimals: more than the report prints, and still stable text.
 DECIMALS = 6
 #: Files of every digest; the paper's stages add the latency run and the relatedness check.
