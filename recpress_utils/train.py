@@ -138,6 +138,12 @@ def seen_rows(seen: list[np.ndarray], device: torch.device | str) -> tuple[torch
     return rows.to(device), cols.to(device)
 
 
+def seeded_sample(sessions: Sessions, n: int, seed: int) -> Sessions:
+    """``n`` of ``sessions`` drawn without replacement with ``seed``, kept in their order."""
+    keep = np.sort(np.random.default_rng(seed).choice(len(sessions), n, replace=False))
+    return Sessions([sessions.items[i] for i in keep], [sessions.actions[i] for i in keep])
+
+
 def budget_windows(train: Sessions, cfg: TrainConfig, seed: int) -> Sessions:
     """The training windows a run trains on (:func:`training_windows`): all of them, or with
     ``cfg.max_windows`` a sample of that many drawn with ``seed`` (kept in their order), so the
@@ -145,8 +151,7 @@ def budget_windows(train: Sessions, cfg: TrainConfig, seed: int) -> Sessions:
     windows = training_windows(train, cfg.max_len)
     if cfg.max_windows is None or cfg.max_windows >= len(windows):
         return windows
-    keep = np.sort(np.random.default_rng(seed).choice(len(windows), cfg.max_windows, replace=False))
-    return Sessions([windows.items[i] for i in keep], [windows.actions[i] for i in keep])
+    return seeded_sample(windows, cfg.max_windows, seed)
 
 
 #: The seed of the evaluation sample (:func:`eval_sample`): fixed, not the run's seed, so every
@@ -159,9 +164,7 @@ def eval_sample(sessions: Sessions, cfg: TrainConfig) -> Sessions:
     of that many drawn with :data:`EVAL_SAMPLE_SEED` (kept in their order)."""
     if cfg.max_eval_sessions is None or cfg.max_eval_sessions >= len(sessions):
         return sessions
-    keep = np.sort(np.random.default_rng(EVAL_SAMPLE_SEED).choice(len(sessions), cfg.max_eval_sessions,
-                                                                 replace=False))
-    return Sessions([sessions.items[i] for i in keep], [sessions.actions[i] for i in keep])
+    return seeded_sample(sessions, cfg.max_eval_sessions, EVAL_SAMPLE_SEED)
 
 
 def fit(
