@@ -25,7 +25,7 @@ run: setup
 # stored outputs with a re-execution on the results computed here.
 test: setup
 	$(VENV)/bin/snakemake --cores $(CORES) --omit-from publish_report
-	$(VENV)/bin/pytest -q tests reports/index.ipynb $(wildcard reports/*/report.ipynb) --nbval --nbval-sanitize-with reports/sanitize.cfg
+	$(VENV)/bin/pytest -q tests reports/index.ipynb $(wildcard reports/*/report.ipynb) --nbval --nbval-sanitize-with reports/sanitize.cfg --durations=20
 
 # The front page as a reader first sees it (1280 x 800), for the README; needs Debian's chromium.
 screenshot:
