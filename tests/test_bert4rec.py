@@ -169,3 +169,14 @@ def test_masked_loss_learns_a_tiny_training_set(one_thread) -> None:
     finals = torch.tensor([int(s[-1]) for s in sessions])
     hits = (ids == finals[:, None]).any(dim=1)
     assert hits.float().mean() >= 0.75
+
+
+def test_init_std_gives_the_small_normal_init_with_zero_padding() -> None:
+    torch.manual_seed(0)
+    small = BERT4Rec(N_ITEMS, emb_dim=16, init_std=0.02)
+    torch.manual_seed(0)
+    default = BERT4Rec(N_ITEMS, emb_dim=16)
+    assert small.item_emb.weight[1:].std().item() == pytest.approx(0.02, rel=0.3)
+    assert default.item_emb.weight[1:].std().item() == pytest.approx(1.0, rel=0.3)  # PyTorch's N(0, 1)
+    assert torch.count_nonzero(small.item_emb.weight[PAD]) == 0
+    assert torch.count_nonzero(small.blocks[0].qkv.bias) == 0

@@ -536,3 +536,38 @@ def test_a_resumed_job_counts_the_training_seconds_of_every_attempt(tmp_path):
     assert stages.loc["04_train_model_sasrec_s42", ["seconds", "resumed"]].tolist() == [7200.0, True]
     assert stages.loc["05_distill_T1_s42", ["seconds", "resumed"]].tolist() == [900.0, False]
     assert stages.loc["02_build_kg", ["seconds", "resumed", "stage"]].tolist() == [12.5, False, "02"]
+
+
+def test_update_digest_replaces_only_the_named_groups(tmp_path):
+    """A profile too long to rerun: one model's runs are swapped in, every other row and the
+    provenance's machine stay, and a config or size change beyond that model is refused."""
+    from recpress_utils.report.digest import build_digest, load_digest, update_digest
+
+    config = {"dataset": "x", "models": {"baseline": {}, "mixed_attention": {}}}
+    old, new, digest = tmp_path / "old", tmp_path / "new", tmp_path / "digest"
+    write_groups(old, {"baseline": [level(v) for v in BASE], "mixed_attention": [level(v) for v in BASE]})
+    for results in (old, new):
+        (results / "prepared").mkdir(parents=True)
+        (results / "prepared" / "stats.json").write_text("{}")
+    build_digest(old, digest, config)
+    committed = load_digest(digest).provenance
+    write_groups(new, {"mixed_attention": [level(0.5)] * 3})
+    changed = {**config, "models": {"baseline": {}, "mixed_attention": {"settings": {"dropout": 0.1}}}}
+
+    with pytest.raises(ValueError, match="baseline"):
+        update_digest(new, digest, {**changed, "models": {**changed["models"], "baseline": {"x": 1}}},
+                      ["mixed_attention"])
+    update_digest(new, digest, changed, ["mixed_attention"])
+
+    after = load_digest(digest)
+    by_group = after.runs.groupby("group")["NDCG@10"].mean()
+    assert by_group["mixed_attention"] == pytest.approx(0.5)
+    assert by_group["baseline"] == pytest.approx(np.mean(BASE))
+    assert len(after.runs) == 6 and len(after.curves) == 6
+    assert after.config == changed and after.provenance["git_commit"] == committed["git_commit"]
+    assert [u["groups"] for u in after.provenance["updates"]] == [["mixed_attention"]]
+
+    bigger = json.loads((new / "runs" / "mixed_attention_s42" / "metrics.json").read_text())
+    (new / "runs" / "mixed_attention_s42" / "metrics.json").write_text(json.dumps({**bigger, "n_parameters": 2000}))
+    with pytest.raises(ValueError, match="changed size"):
+        update_digest(new, digest, changed, ["mixed_attention"])

@@ -47,3 +47,16 @@ def shift_rows(x: Tensor, shift: Tensor) -> Tensor:
     length = x.shape[1]
     index = (torch.arange(length, device=x.device) + shift[:, None]) % length
     return x.gather(1, index.view(*index.shape, *([1] * (x.dim() - 2))).expand_as(x))
+
+
+def normal_init(module: nn.Module, std: float = 0.02) -> None:
+    """BERT-style initialisation, for ``model.apply(partial(normal_init, std=...))``: linear and
+    embedding weights ``N(0, std)``, linear biases zero, padding rows zero (RecBole's
+    ``initializer_range``; the transformer peers' published recipes start from it)."""
+    if isinstance(module, (nn.Linear, nn.Embedding)):
+        nn.init.normal_(module.weight, std=std)
+        if isinstance(module, nn.Linear) and module.bias is not None:
+            nn.init.zeros_(module.bias)
+        if isinstance(module, nn.Embedding) and module.padding_idx is not None:
+            with torch.no_grad():
+                module.weight[module.padding_idx].zero_()

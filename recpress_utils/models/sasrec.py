@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from recpress_utils.models.base import SequentialRecommender
-from recpress_utils.models.layers import PositionEmbedding, attention_probs, split_heads
+from recpress_utils.models.layers import PositionEmbedding, attention_probs, normal_init, split_heads
 from recpress_utils.sequences import PAD
 
 
@@ -98,17 +98,7 @@ class SASRec(SequentialRecommender):
         self.blocks = nn.ModuleList(SASRecBlock(emb_dim, n_heads, ffn_dim, dropout)
                                     for _ in range(n_blocks))
         self.final_norm = nn.LayerNorm(emb_dim)
-        self.apply(self._init_weights)
-
-    @staticmethod
-    def _init_weights(module: nn.Module) -> None:
-        if isinstance(module, (nn.Linear, nn.Embedding)):
-            nn.init.normal_(module.weight, std=0.02)
-            if isinstance(module, nn.Linear) and module.bias is not None:
-                nn.init.zeros_(module.bias)
-            if isinstance(module, nn.Embedding) and module.padding_idx is not None:
-                with torch.no_grad():
-                    module.weight[module.padding_idx].zero_()
+        self.apply(normal_init)
 
     def _encode(self, items: Tensor, n_blocks: int) -> tuple[Tensor, Tensor, Tensor]:
         """``(x, mask, keep)``: the states after the first ``n_blocks`` blocks, the attention mask and

@@ -161,6 +161,12 @@ def _run_of_job(job: str) -> str:
     return ""
 
 
+def _job_group(job: str) -> str:
+    """The run group a training job trains (``04_train_model_sasrec_s42`` -> ``sasrec``); "" else."""
+    run = _run_of_job(job)
+    return run.removeprefix("runs/").rsplit("_s", 1)[0] if run.startswith("runs/") else ""
+
+
 def _data_stats(results: Path) -> dict[str, Any]:
     """The prepared data's statistics and the KG's, minus timings (they vary run to run)."""
     prepared = read_json(results / "prepared" / "stats.json")
@@ -194,6 +200,61 @@ def build_digest(results_dir: str | Path, out_dir: str | Path, config: Mapping[s
             (out / name).unlink()
     write_json(_data_stats(results), out / "data.json")
     write_json(provenance(dict(config), results), out / "provenance.json")
+    return out
+
+
+def update_digest(results_dir: str | Path, digest_dir: str | Path, config: Mapping[str, Any],
+                  groups: list[str]) -> Path:
+    """Replace the rows of the run groups ``groups`` (``bert4rec``, ``student-T1``) in a committed
+    digest with a fresh run of them, keeping every other row as committed.
+
+    For a profile too long to rerun whole when one model's settings change (chosen again on
+    validation): the models' runs, validation curves and training jobs come from ``results_dir``,
+    everything else stays, the latency benchmark too (so an update must keep the models' size:
+    checked by their parameter counts). ``provenance.json`` keeps the committed run's machine and commit and
+    gains an ``updates`` entry (the groups, this commit, machine, packages); its ``config``
+    becomes the effective config of this run, which must differ from the committed one only in
+    the updated models' entries, so that the page never prints a setting no run used.
+    """
+    results, out = repo_path(results_dir), repo_path(digest_dir)
+    committed = load_digest(out)
+    old_config, new_config = committed.config, dict(config)
+    changed = sorted(k for k in set(old_config) | set(new_config) if old_config.get(k) != new_config.get(k))
+    old_models, new_models = old_config.get("models", {}), new_config.get("models", {})
+    changed_models = sorted(m for m in set(old_models) | set(new_models) if old_models.get(m) != new_models.get(m))
+    base = {g.split("-")[0] for g in groups}
+    if set(changed) - {"models"} or set(changed_models) - base:
+        raise ValueError(f"the config differs from the committed digest's beyond {sorted(base)}: "
+                         f"{sorted(set(changed) - {'models'}) + sorted(set(changed_models) - base)}; rerun the profile")
+    runs, curves = _runs_table(results)
+    fresh_runs, fresh_curves = runs[runs["model"].isin(groups)], curves[curves["model"].isin(groups)]
+    if missing := sorted(set(groups) - set(fresh_runs["model"])):
+        raise FileNotFoundError(f"no runs of {missing} under {results / 'runs'}")
+    table = pd.read_csv(out / "digest.csv")
+    resized = sorted(set(fresh_runs["model"]) & set(table["model"]) - {
+        g for g in groups if set(fresh_runs.loc[fresh_runs["model"] == g, "n_parameters"])
+        == set(table.loc[table["model"] == g, "n_parameters"])})
+    if resized:  # the latency benchmark and relatedness check timed the committed architecture
+        raise ValueError(f"{resized} changed size; latency.json would no longer describe them: rerun the profile")
+    old_curves = pd.read_csv(out / "curves.csv")
+    jobs = stages(results)
+    fresh_jobs = jobs[jobs["job"].map(_job_group).isin(groups)]
+    old_jobs = pd.read_csv(out / "stages.csv")
+    old_jobs = old_jobs[~old_jobs["job"].map(_job_group).isin(groups)]
+    merged = {
+        "digest.csv": pd.concat([table[~table["model"].isin(groups)], fresh_runs[table.columns]])
+        .sort_values(["model", "seed"], kind="stable"),
+        "curves.csv": pd.concat([old_curves[~old_curves["model"].isin(groups)], fresh_curves[old_curves.columns]])
+        .sort_values(["model", "seed", "epoch"], kind="stable"),
+        "stages.csv": pd.concat([old_jobs, fresh_jobs]).sort_values("job", kind="stable"),
+    }
+    for name, frame in merged.items():
+        with atomic_path(out / name) as tmp:
+            frame.round(DECIMALS).to_csv(tmp, index=False)
+    now = provenance(new_config, results)
+    update = {"groups": list(groups), **{k: now[k] for k in ("git_commit", "cpu", "cpu_count", "packages")}}
+    write_json({**committed.provenance, "config": new_config,
+                "updates": [*committed.provenance.get("updates", []), update]}, out / "provenance.json")
     return out
 
 
@@ -318,8 +379,11 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--results")
     parser.add_argument("--out")
-    parser.add_argument("--config", default="{}", help="the effective config, JSON")
+    parser.add_argument("--config", default="{}", help="the effective config, JSON (with --update: a profile file)")
     parser.add_argument("--compare", nargs=2, metavar=("FRESH", "COMMITTED"))
+    parser.add_argument("--update", nargs="+", metavar="GROUP",
+                        help="replace only these run groups' rows in the digest at --out (update_digest); "
+                             "--config names the profile then, e.g. config/ml-100k.yaml")
     parser.add_argument("--tolerance", type=float, default=TOLERANCE)
     args = parser.parse_args(argv)
     if args.compare:
@@ -328,6 +392,11 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(1 if problems else 0)
     if not (args.results and args.out):
         parser.error("--results and --out are required to build a digest")
+    if args.update:
+        from recpress_utils.config import load_config
+
+        update_digest(args.results, args.out, load_config(args.config), args.update)
+        return
     build_digest(args.results, args.out, json.loads(args.config))
 
 
