@@ -543,7 +543,7 @@ def test_update_digest_replaces_only_the_named_groups(tmp_path):
     provenance's machine stay, and a config or size change beyond that model is refused."""
     from recpress_utils.report.digest import build_digest, load_digest, update_digest
 
-    config = {"dataset": "x", "models": {"baseline": {}, "mixed_attention": {}}}
+    config = {"dataset": "x", "paper": True, "train": {}, "models": {"baseline": {}, "mixed_attention": {}}}
     old, new, digest = tmp_path / "old", tmp_path / "new", tmp_path / "digest"
     write_groups(old, {"baseline": [level(v) for v in BASE], "mixed_attention": [level(v) for v in BASE]})
     for results in (old, new):
@@ -554,9 +554,11 @@ def test_update_digest_replaces_only_the_named_groups(tmp_path):
     write_groups(new, {"mixed_attention": [level(0.5)] * 3})
     changed = {**config, "models": {"baseline": {}, "mixed_attention": {"settings": {"dropout": 0.1}}}}
 
-    with pytest.raises(ValueError, match="baseline"):
-        update_digest(new, digest, {**changed, "models": {**changed["models"], "baseline": {"x": 1}}},
+    with pytest.raises(ValueError, match="models.baseline"):
+        update_digest(new, digest, {**changed, "models": {**changed["models"], "baseline": {"train": {"lr": 0.1}}}},
                       ["mixed_attention"])
+    with pytest.raises(ValueError, match="dataset"):
+        update_digest(new, digest, {**changed, "dataset": "y"}, ["mixed_attention"])
     update_digest(new, digest, changed, ["mixed_attention"])
 
     after = load_digest(digest)

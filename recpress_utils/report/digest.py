@@ -161,6 +161,34 @@ def _run_of_job(job: str) -> str:
     return ""
 
 
+#: Config sections every run of a dataset depends on; the paper's stages add the knowledge graph,
+#: Node2Vec and distillation.
+RUN_SECTIONS = ("dataset", "prepare", "seeds", "data_seed")
+PAPER_SECTIONS = ("kg", "node2vec", "distill")
+
+
+def _shared_differences(old: Any, new: Any, path: str) -> list[str]:
+    """Settings both configs name and set differently (a key one of them lacks is a schema
+    addition with its default, not a change)."""
+    if isinstance(old, Mapping) and isinstance(new, Mapping):
+        return [d for k in sorted(set(old) & set(new)) for d in _shared_differences(old[k], new[k], f"{path}.{k}")]
+    return [] if old == new else [path.lstrip(".")]
+
+
+def _config_conflicts(old: Mapping[str, Any], new: Mapping[str, Any], kept: list[str]) -> list[str]:
+    """Why runs of ``kept`` (run groups) made under config ``old`` would not be made under ``new``:
+    a differing data section, or a kept model's resolved spec or training settings."""
+    from recpress_utils.config import model_spec, train_settings
+
+    sections = RUN_SECTIONS + (PAPER_SECTIONS if new.get("paper") else ())
+    conflicts = [d for key in sections for d in _shared_differences(old.get(key), new.get(key), key)]
+    for name in sorted({g.split("-")[0] for g in kept}):
+        if name in new.get("models", {}) and (model_spec(old, name) != model_spec(new, name)
+                                               or train_settings(old, name) != train_settings(new, name)):
+            conflicts.append(f"models.{name}")
+    return conflicts
+
+
 def _job_group(job: str) -> str:
     """The run group a training job trains (``04_train_model_sasrec_s42`` -> ``sasrec``); "" else."""
     run = _run_of_job(job)
@@ -213,24 +241,25 @@ def update_digest(results_dir: str | Path, digest_dir: str | Path, config: Mappi
     everything else stays, the latency benchmark too (so an update must keep the models' size:
     checked by their parameter counts). ``provenance.json`` keeps the committed run's machine and commit and
     gains an ``updates`` entry (the groups, this commit, machine, packages); its ``config``
-    becomes the effective config of this run, which must differ from the committed one only in
-    the updated models' entries, so that the page never prints a setting no run used.
+    becomes the effective config of this run (in the digest's own scope, ``paper`` or peers
+    only), which must still make the kept runs: the same data sections and, for each kept model,
+    the same resolved spec and training settings (:func:`_config_conflicts`), so that the page
+    never prints a setting no run used.
     """
     results, out = repo_path(results_dir), repo_path(digest_dir)
     committed = load_digest(out)
-    old_config, new_config = committed.config, dict(config)
-    changed = sorted(k for k in set(old_config) | set(new_config) if old_config.get(k) != new_config.get(k))
-    old_models, new_models = old_config.get("models", {}), new_config.get("models", {})
-    changed_models = sorted(m for m in set(old_models) | set(new_models) if old_models.get(m) != new_models.get(m))
-    base = {g.split("-")[0] for g in groups}
-    if set(changed) - {"models"} or set(changed_models) - base:
-        raise ValueError(f"the config differs from the committed digest's beyond {sorted(base)}: "
-                         f"{sorted(set(changed) - {'models'}) + sorted(set(changed_models) - base)}; rerun the profile")
+    table = pd.read_csv(out / "digest.csv")
+    # The digest keeps its scope (the paper's stages, or the peers only) whatever the profile says now.
+    new_config = {**config, "paper": committed.config.get("paper", config.get("paper"))}
+    kept = sorted(set(table["model"]) - set(groups))
+    if conflicts := _config_conflicts(committed.config, new_config, kept):
+        raise ValueError(f"the config differs from the committed digest's for the kept runs {kept}: "
+                         f"{conflicts}; rerun the profile")
     runs, curves = _runs_table(results)
-    fresh_runs, fresh_curves = runs[runs["model"].isin(groups)], curves[curves["model"].isin(groups)]
+    fresh_runs = runs[runs["model"].isin(groups)]
+    fresh_curves = curves[curves["model"].isin(groups)] if len(curves) else curves  # kNN runs have no epochs
     if missing := sorted(set(groups) - set(fresh_runs["model"])):
         raise FileNotFoundError(f"no runs of {missing} under {results / 'runs'}")
-    table = pd.read_csv(out / "digest.csv")
     resized = sorted(set(fresh_runs["model"]) & set(table["model"]) - {
         g for g in groups if set(fresh_runs.loc[fresh_runs["model"] == g, "n_parameters"])
         == set(table.loc[table["model"] == g, "n_parameters"])})
@@ -239,12 +268,13 @@ def update_digest(results_dir: str | Path, digest_dir: str | Path, config: Mappi
     old_curves = pd.read_csv(out / "curves.csv")
     jobs = stages(results)
     fresh_jobs = jobs[jobs["job"].map(_job_group).isin(groups)]
-    old_jobs = pd.read_csv(out / "stages.csv")
+    old_jobs = pd.read_csv(out / "stages.csv", dtype={"stage": str})
     old_jobs = old_jobs[~old_jobs["job"].map(_job_group).isin(groups)]
     merged = {
         "digest.csv": pd.concat([table[~table["model"].isin(groups)], fresh_runs[table.columns]])
         .sort_values(["model", "seed"], kind="stable"),
-        "curves.csv": pd.concat([old_curves[~old_curves["model"].isin(groups)], fresh_curves[old_curves.columns]])
+        "curves.csv": pd.concat([old_curves[~old_curves["model"].isin(groups)],
+                                 *([fresh_curves[old_curves.columns]] if len(fresh_curves) else [])])
         .sort_values(["model", "seed", "epoch"], kind="stable"),
         "stages.csv": pd.concat([old_jobs, fresh_jobs]).sort_values("job", kind="stable"),
     }
