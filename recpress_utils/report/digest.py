@@ -260,9 +260,10 @@ def update_digest(results_dir: str | Path, digest_dir: str | Path, config: Mappi
     fresh_curves = curves[curves["model"].isin(groups)] if len(curves) else curves  # kNN runs have no epochs
     if missing := sorted(set(groups) - set(fresh_runs["model"])):
         raise FileNotFoundError(f"no runs of {missing} under {results / 'runs'}")
-    resized = sorted(set(fresh_runs["model"]) & set(table["model"]) - {
-        g for g in groups if set(fresh_runs.loc[fresh_runs["model"] == g, "n_parameters"])
-        == set(table.loc[table["model"] == g, "n_parameters"])})
+    def sizes(frame: pd.DataFrame, group: str) -> set[float]:
+        return set(frame.loc[frame["model"] == group, "n_parameters"].fillna(0))
+
+    resized = [g for g in groups if g in set(table["model"]) and sizes(fresh_runs, g) != sizes(table, g)]
     if resized:  # the latency benchmark and relatedness check timed the committed architecture
         raise ValueError(f"{resized} changed size; latency.json would no longer describe them: rerun the profile")
     old_curves = pd.read_csv(out / "curves.csv")
