@@ -75,6 +75,27 @@ def assert_causal(model, items, n_items: int):
         return base, model(changed)
 
 
+def tiny_subset(path: Path, **replace) -> Path:
+    """``config/tiny.yaml`` with top-level sections replaced, not merged (a second ``--configfile``
+    would merge ``kd.methods`` into tiny's), written to ``path``: a smaller tiny profile for tests
+    that rerun the pipeline to check one thing (SLURM, a setting) and need not pay for every peer
+    and distillation method again (each job costs ~10 s of kernel start)."""
+    import yaml
+
+    config = yaml.safe_load((REPO_ROOT / "config" / "tiny.yaml").read_text())
+    path.write_text(yaml.safe_dump({**config, **replace}))
+    return path
+
+
+#: The part of the tiny profile those tests run: a peer of each kind the cluster and the teacher
+#: setting touch (a transformer that can be the teacher, a model with no training) and two
+#: distillation methods at one size (one offline, one online: the teacher trained in the job).
+TINY_SUBSET = {"peers": ["popularity", "sasrec"],
+               "kd": {"sizes": {"e16": {"emb_dim": 16, "qkv_dim": 16, "n_filters": 16, "proj_dim": 16}},
+                      "methods": {"soft": {"method": "soft_labels"},
+                                  "dml": {"method": "mutual", "teacher": "mixed_attention"}}}}
+
+
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory) -> Path:
     """The tiny profile run once per test session into a fresh results folder (``<results>/synthetic``),

@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from recpress_utils.paths import REPO_ROOT
+from tests.conftest import TINY_SUBSET, tiny_subset
 
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 PEERS = yaml.safe_load((REPO_ROOT / "config" / "config.yaml").read_text())["peers"]
@@ -158,14 +159,16 @@ def test_the_teacher_is_a_setting_everywhere(tiny_run, tmp_path):
     """With `distill.teacher: sasrec` the students learn from SASRec, the latency benchmark and
     the claims name SASRec as the teacher, and no graph-traversal timer is built for it; the
     student's own `train` settings reach the distilled students as well as the hard-label one."""
-    profile = tmp_path / "teacher.yaml"
-    profile.write_text(yaml.safe_dump({"results_dir": str(tmp_path / "results"), "distill": {"teacher": "sasrec"},
-                                       "models": {"student": {"train": {"epochs": 1}}}}))
-    proc = _snakemake("--cores", "2", "--configfile", "config/tiny.yaml", str(profile), check=False)
+    profile = tiny_subset(tmp_path / "teacher.yaml", **TINY_SUBSET, results_dir=str(tmp_path / "results"),
+                          distill={"teacher": "sasrec"}, models={"student": {"train": {"epochs": 1}}})
+    proc = _snakemake("--cores", "2", "--configfile", str(profile), check=False)
     assert proc.returncode == 0, proc.stderr[-4000:]
     out = tmp_path / "results" / "synthetic"
     student = json.loads((out / "runs" / "student-T1_s42" / "metrics.json").read_text())
     assert student["teacher"]["checkpoint"].endswith("sasrec_s42/model.pt")
+    toolkit = json.loads((out / "kd" / "e16" / "soft_s42" / "metrics.json").read_text())
+    assert [t["checkpoint"].split("/")[-2] for t in toolkit["kd"]["teachers"]] == ["sasrec_s42"], \
+        "the toolkit's methods default to the same teacher"
     hard = json.loads((out / "runs" / "student_s42" / "metrics.json").read_text())
     assert student["train_config"]["epochs"] == hard["train_config"]["epochs"] == 1, \
         "distilled and hard-label students train with the student's own settings"

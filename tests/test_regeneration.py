@@ -64,6 +64,26 @@ def test_a_missing_run_fails(tmp_path):
     assert any("missing from the fresh digest" in p for p in problems)
 
 
+def test_a_smaller_profile_is_compared_on_the_runs_it_has(tmp_path):
+    """``subset=True`` (the SLURM test's smaller tiny profile): committed runs the fresh digest
+    lacks are no problem, but a run it has must still match, relatedness included."""
+    copy = tmp_path / "subset"
+    shutil.copytree(COMMITTED, copy)
+    table = pd.read_csv(copy / "digest.csv")
+    kept = table["model"] == table.loc[0, "model"]
+    related = json.loads((copy / "relatedness.json").read_text())
+    related["runs"] = {r: v for r, v in related["runs"].items() if r.rsplit("_s", 1)[0] == table.loc[0, "model"]}
+    (copy / "relatedness.json").write_text(json.dumps(related))
+    table[kept].to_csv(copy / "digest.csv", index=False)
+    assert 0 < kept.sum() < len(table)
+    assert any("missing from the fresh digest" in p for p in compare_digests(copy, COMMITTED))
+    assert compare_digests(copy, COMMITTED, subset=True) == []
+    table.loc[0, "MRR"] += 0.06
+    table[kept].to_csv(copy / "digest.csv", index=False)
+    problems = compare_digests(copy, COMMITTED, subset=True)
+    assert len(problems) == 1 and "MRR" in problems[0]
+
+
 def _shifted_relatedness(tmp_path, delta: float):
     copy = tmp_path / f"related{delta}"
     shutil.copytree(COMMITTED, copy)

@@ -26,10 +26,10 @@ exactly.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -62,7 +62,7 @@ def digest_files(paper: bool, kd: bool = False) -> list[str]:
     return [*FILES, *(PAPER_FILES if paper else ()), *((KD_FILE, KD_LATENCY) if kd else ())]
 
 
-@dataclass
+@dataclasses.dataclass
 class Digest:
     """One dataset's digest, loaded. ``runs`` has the columns :func:`recpress_utils.report.results.load_runs`
     expects (``group`` = the run group, ``model`` = the architecture)."""
@@ -319,7 +319,7 @@ def metric_columns(table: pd.DataFrame) -> list[str]:
 
 
 def compare_digests(fresh_dir: str | Path, committed_dir: str | Path,
-                    tolerance: float = TOLERANCE) -> list[str]:
+                    tolerance: float = TOLERANCE, subset: bool = False) -> list[str]:
     """Differences that break regeneration: runs missing on either side, every model's mean over
     seeds of every test metric (what the report prints and the claims rest on) further than
     ``tolerance`` from the committed mean, and every model's mean relatedness share likewise.
@@ -328,9 +328,14 @@ def compare_digests(fresh_dir: str | Path, committed_dir: str | Path,
     one HR@k value (8 of 1,262 sessions) but its seed mean by 0.0045, while a wrong number in one
     run (+0.02) still moves its model's mean by 0.007. (BERT4Rec, far from converged, moved 0.021
     in its mean: this check fails it on another thread count.)
+    With ``subset`` the fresh run is a smaller profile's (fewer peers or distillation methods, same
+    data and settings): the committed runs it does not have are not problems, every run it has is
+    compared.
     Returns human-readable problems, empty when the fresh run regenerates the committed one.
     """
     fresh, committed = load_digest(fresh_dir), load_digest(committed_dir)
+    if subset:
+        committed = _restricted(committed, fresh)
     problems = []
     key = ["group", "seed"]
     a, b = fresh.runs.set_index(key), committed.runs.set_index(key)
@@ -350,6 +355,18 @@ def compare_digests(fresh_dir: str | Path, committed_dir: str | Path,
     if committed.kd is not None:
         problems += _compare_kd(fresh.kd, committed.kd, tolerance)
     return problems
+
+
+def _restricted(committed: Digest, fresh: Digest) -> Digest:
+    """``committed`` with only the runs (models, distillation runs, relatedness) ``fresh`` has."""
+    runs = committed.runs.merge(fresh.runs[["group", "seed"]], on=["group", "seed"])
+    kd = committed.kd
+    if kd is not None and fresh.kd is not None:
+        kd = kd.merge(fresh.kd[["size", "method", "seed"]], on=["size", "method", "seed"])
+    relatedness = committed.relatedness
+    if relatedness and fresh.relatedness:
+        relatedness = {**relatedness, "runs": {r: v for r, v in relatedness["runs"].items() if r in fresh.relatedness["runs"]}}
+    return dataclasses.replace(committed, runs=runs, kd=kd, relatedness=relatedness)
 
 
 def _compare_kd(fresh: pd.DataFrame | None, committed: pd.DataFrame, tolerance: float) -> list[str]:
