@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 
 from recpress_utils.paths import REPO_ROOT
 
@@ -75,25 +76,25 @@ def assert_causal(model, items, n_items: int):
         return base, model(changed)
 
 
+TINY = yaml.safe_load((REPO_ROOT / "config" / "tiny.yaml").read_text())
+
+
 def tiny_subset(path: Path, **replace) -> Path:
     """``config/tiny.yaml`` with top-level sections replaced, not merged (a second ``--configfile``
     would merge ``kd.methods`` into tiny's), written to ``path``: a smaller tiny profile for tests
     that rerun the pipeline to check one thing (SLURM, a setting) and need not pay for every peer
     and distillation method again (each job costs ~10 s of kernel start)."""
-    import yaml
-
-    config = yaml.safe_load((REPO_ROOT / "config" / "tiny.yaml").read_text())
-    path.write_text(yaml.safe_dump({**config, **replace}))
+    path.write_text(yaml.safe_dump({**TINY, **replace}))
     return path
 
 
 #: The part of the tiny profile those tests run: a peer of each kind the cluster and the teacher
-#: setting touch (a transformer that can be the teacher, a model with no training) and two
-#: distillation methods at one size (one offline, one online: the teacher trained in the job).
+#: setting touch (a transformer that can be the teacher, a model with no training) and two of
+#: tiny's distillation methods at its smaller size (one offline, one online: the teacher trained
+#: in the job).
 TINY_SUBSET = {"peers": ["popularity", "sasrec"],
-               "kd": {"sizes": {"e16": {"emb_dim": 16, "qkv_dim": 16, "n_filters": 16, "proj_dim": 16}},
-                      "methods": {"soft": {"method": "soft_labels"},
-                                  "dml": {"method": "mutual", "teacher": "mixed_attention"}}}}
+               "kd": {"sizes": {"e16": TINY["kd"]["sizes"]["e16"]},
+                      "methods": {m: TINY["kd"]["methods"][m] for m in ("soft", "dml")}}}
 
 
 @pytest.fixture(scope="session")
