@@ -507,6 +507,30 @@ def test_a_cheaper_loss_is_judged_against_full_softmax_on_the_same_seeds():
     assert table.loc["SASRec (256)", "verdict"] == "not within 2%"
 
 
+def test_the_teacher_cache_is_judged_against_full_vocabulary_kd_on_the_same_seeds():
+    """The cached way is "within" only if its test MRR@20 stays within 2 % of full KD's, paired by seed;
+    its speed-up is full's training seconds per epoch over its own."""
+    from recpress_utils.report.tables import teacher_cache_comparison
+
+    def row(mode, seed, mrr, seconds, top_k=None, negatives=None):
+        return {"mode": mode, "temperature": 1.0, "seed": seed, "epochs": 3, "top_k": top_k, "n_negatives": negatives,
+                "best_epoch": 3, "valid_MRR@20": mrr, "test_MRR@20": mrr, "test_HR@20": 0.6,
+                "cache_seconds": 0.0 if mode == "full" else 100.0, "seconds_per_epoch": seconds,
+                "train_seconds": 3 * seconds, "peak_rss_mb": 3000.0 if mode == "full" else 1500.0, "threads": 1}
+
+    close = pd.DataFrame([row("full", 42, 0.250, 600.0), row("cached", 42, 0.248, 60.0, 100, 2048)])
+    table = teacher_cache_comparison(close).droplevel(["T", "epochs"])
+    full, cached = "teacher's full distribution, student's full softmax", \
+        "teacher's top-100 cached, student scores a pool of 2048"
+    assert list(table.index) == [cached, full] or list(table.index) == [full, cached]
+    assert table.loc[full, "verdict"] == "reference" and table.loc[cached, "verdict"] == "within 2%"
+    assert table.loc[cached, "speed-up vs full"] == pytest.approx(10.0)
+    assert table.loc[cached, "vs full"] == pytest.approx(-0.008)
+    worse = pd.DataFrame([row("full", 42, 0.250, 600.0), row("cached", 42, 0.240, 60.0, 100, None)])
+    table = teacher_cache_comparison(worse).droplevel(["T", "epochs"])
+    assert table.loc["teacher's top-100 cached, student's full softmax", "verdict"] == "not within 2%"
+
+
 def test_every_verdict_has_a_one_line_headline_for_the_front_page():
     """The front page shows each verdict's deciding interval in one short line, in points."""
     from recpress_utils.report.claims import _points

@@ -205,10 +205,3 @@ def test_the_hard_term_with_a_pool_is_the_sampled_softmax_over_the_same_pool() -
                                 negatives, pools[2].log_expected_count)
     torch.testing.assert_close(both, kd + 0.5 * hard)
 
-
-def test_the_distillation_benchmark_times_all_three_ways_on_prepared_data(tiny_prepared) -> None:
-    from recpress_utils.distill.teacher_cache import benchmark_distillation
-
-    out = benchmark_distillation(str(tiny_prepared), top_k=10, n_negatives=32, n_batches=2, batch_size=64)
-    assert len(out["seconds_per_epoch"]) == 3 and all(s > 0 for s in out["seconds_per_epoch"].values())
-    assert out["epoch_batches"] >= 2 and 0 < out["cache_prefixes"] and out["cache_build_seconds"] >= 0

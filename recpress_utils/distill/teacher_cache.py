@@ -17,9 +17,7 @@ is therefore what the on-the-fly teacher would say, computed once per run instea
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import torch
@@ -194,79 +192,3 @@ def _top_and_rest_kl(log_q_top: Tensor, log_q_rest: Tensor, teacher_logits: Tens
     kl_rest = torch.where(p_rest > 0, p_rest * (log_p_rest - log_q_rest), torch.zeros_like(p_rest))
     return temperature ** 2 * (kl_top + kl_rest).mean()
 
-
-def benchmark_distillation(prepared_dir: str, neighbors_path: str | None = None, temperature: float = 1.0,
-                           top_k: int = 100, n_negatives: int = 2048, uniform_mix: float = 0.05,
-                           n_batches: int = 60, batch_size: int = 256, max_len: int = 50,
-                           threads: int = 1, seed: int = 0) -> dict[str, Any]:
-    """Seconds per training epoch of the student under the three ways to distil on a large catalogue:
-    the teacher on the fly over every item (the paper), the cached top-K with the student's full
-    softmax, and the cached top-K with the student's sampled pool; plus the one-off cost of
-    building the cache over every training prefix.
-
-    Cost does not depend on the weights, so the teacher (Mixed Attention with the dataset's KG
-    tables when ``neighbors_path`` is given) and the student have their initial weights; each
-    variant takes the same ``n_batches`` training steps (forward, backward, Adam) on the real
-    training windows, and the epoch time is the per-step mean times the epoch's batches.
-    Validation is not included (it is the same for all three).
-    """
-    from recpress_utils.distill.soft_labels import distillation_loss
-    from recpress_utils.losses import PopularityPool
-    from recpress_utils.runs import build_for_data, train_counts
-    from recpress_utils.sequences import load_sessions, train_batches, training_windows
-    from recpress_utils.train import set_determinism
-
-    set_determinism(seed, threads)
-    windows = training_windows(load_sessions(prepared_dir, "train"), max_len)
-    teacher = build_for_data("mixed_attention", prepared_dir, {}, neighbors_path=neighbors_path)
-    student = build_for_data("student", prepared_dir, {})
-    started = time.perf_counter()
-    cache = build_teacher_cache(teacher, windows, top_k, temperature, batch_size, progress=True)
-    cache_seconds = time.perf_counter() - started
-    epoch_batches = sum(1 for _ in train_batches(windows, batch_size, torch.Generator().manual_seed(seed), max_len))
-    pool = PopularityPool(train_counts(prepared_dir), n_negatives, uniform_mix, seed)
-    variants = {"on the fly, full vocabulary": distillation_loss(teacher, temperature),
-                f"cached top-{top_k}, student full softmax": distillation_loss(teacher, temperature, cache=cache),
-                f"cached top-{top_k}, student pool of {n_negatives}": distillation_loss(teacher, temperature,
-                                                                                   cache=cache, pool=pool)}
-    out: dict[str, Any] = {"items": student.n_items - 1, "training_windows": len(windows), "epoch_batches": epoch_batches,
-                           "timed_batches": n_batches, "threads": threads, "top_k": top_k, "n_negatives": n_negatives,
-                           "cache_build_seconds": round(cache_seconds, 1), "cache_prefixes": len(cache.keys),
-                           "seconds_per_epoch": {}}
-    for name, loss in variants.items():
-        optimiser = torch.optim.Adam(student.parameters(), lr=1e-3)
-        student.train()
-        batches = train_batches(windows, batch_size, torch.Generator().manual_seed(seed), max_len)
-        elapsed = 0.0
-        for step, (inputs, targets) in enumerate(batches):
-            if step == n_batches + 1:
-                break
-            started = time.perf_counter()
-            optimiser.zero_grad(set_to_none=True)
-            loss(student, inputs, targets).backward()
-            optimiser.step()
-            elapsed += (time.perf_counter() - started) if step else 0.0  # the first step warms up
-        out["seconds_per_epoch"][name] = round(elapsed / n_batches * epoch_batches, 1)
-    full = out["seconds_per_epoch"]["on the fly, full vocabulary"]
-    for name, seconds in out["seconds_per_epoch"].items():
-        print(f"{name:45s} {seconds:8.1f} s per epoch  ({full / seconds:5.1f}x faster than on the fly)")
-    print(f"cache: {out['cache_prefixes']:,} prefixes built once in {cache_seconds:.1f} s")
-    return out
-
-
-if __name__ == "__main__":
-    import argparse
-
-    parser = argparse.ArgumentParser(description="Seconds per distillation epoch: on the fly vs cached top-K.")
-    parser.add_argument("prepared_dir", help="a prepared dataset, e.g. results/yoochoose1_64/prepared")
-    parser.add_argument("--neighbors", help="the dataset's KG tables (kg/neighbors.pt) for the teacher")
-    parser.add_argument("--top-k", type=int, default=100)
-    parser.add_argument("--negatives", type=int, default=2048)
-    parser.add_argument("--batches", type=int, default=60)
-    parser.add_argument("--out", help="write the figures to this JSON file")
-    args = parser.parse_args()
-    result = benchmark_distillation(args.prepared_dir, args.neighbors, top_k=args.top_k, n_negatives=args.negatives,
-                                    n_batches=args.batches)
-    if args.out:
-        from recpress_utils.io import write_json
-        write_json(result, args.out)

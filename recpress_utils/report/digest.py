@@ -11,6 +11,8 @@ notebooks). The report needs a few kilobytes of them, and a reviewer wants to di
 * ``latency.json`` and ``relatedness.json``: the benchmark and the C6 check, as written;
 * ``kd.csv`` and ``kd_latency.json`` (profiles with ``kd.methods``): one row per distillation-toolkit
   run, and the latency of one student per size;
+* ``teacher_cache.csv`` (optional, made by hand): distilling from the teacher's cached top-K
+  against its full distribution (:mod:`recpress_utils.distill.cache_bench`), one row per way;
 * ``data.json``: the prepared data's and the knowledge graph's statistics (cold targets included);
 * ``stages.csv``: wall time and peak memory of every Snakemake job (its ``benchmark:`` file; a
   job resumed after a kill counts the training seconds of all its attempts);
@@ -55,6 +57,9 @@ PAPER_FILES: tuple[str, ...] = ("latency.json", "relatedness.json")
 #: The distillation toolkit's runs (``kd/``) and the latency of one student per size, when the
 #: profile configures methods.
 KD_FILE, KD_LATENCY = "kd.csv", "kd_latency.json"
+#: The cache comparison's table (:mod:`recpress_utils.distill.cache_bench`): not a pipeline
+#: output (it trains the student twice more), so a digest has it only where it was run.
+TEACHER_CACHE_FILE = "teacher_cache.csv"
 
 
 def digest_files(paper: bool, kd: bool = False) -> list[str]:
@@ -76,6 +81,7 @@ class Digest:
     provenance: dict[str, Any]
     kd: pd.DataFrame | None = None  # the distillation toolkit's runs (kd.csv), when configured
     kd_latency: dict[str, Any] | None = None  # one student per size timed (kd_latency.json)
+    teacher_cache: pd.DataFrame | None = None  # cached top-K vs full-vocabulary KD (teacher_cache.csv)
 
     @property
     def config(self) -> dict[str, Any]:
@@ -310,7 +316,8 @@ def load_digest(digest_dir: str | Path) -> Digest:
                   data=read_json(path / "data.json"), stages=pd.read_csv(path / "stages.csv"),
                   provenance=read_json(path / "provenance.json"),
                   kd=pd.read_csv(path / KD_FILE) if (path / KD_FILE).exists() else None,
-                  kd_latency=_read_optional(path / KD_LATENCY))
+                  kd_latency=_read_optional(path / KD_LATENCY),
+                  teacher_cache=pd.read_csv(path / TEACHER_CACHE_FILE) if (path / TEACHER_CACHE_FILE).exists() else None)
 
 
 def metric_columns(table: pd.DataFrame) -> list[str]:

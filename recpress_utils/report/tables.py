@@ -149,6 +149,42 @@ def loss_comparison(runs: pd.DataFrame, metric: str = "MRR@20", within: float = 
     return table.set_index(["architecture", "model"]).round(4)
 
 
+def teacher_cache_comparison(bench: pd.DataFrame, metric: str = "MRR@20", within: float = 0.02) -> pd.DataFrame:
+    """Distilling from the teacher's cached top-K against its full distribution
+    (``teacher_cache.csv``, :mod:`recpress_utils.distill.cache_bench`): per way, training seconds
+    per epoch and the speed-up, the cache's one-off seconds, peak memory, validation and test
+    ``metric`` after the same epoch budget, and the cached way's relative test difference (paired
+    by seed). As for the losses, the cache is "within" when that difference's lower CI bound
+    (with one seed: the difference itself) is above ``-within``."""
+    rows = []
+    for (temperature, epochs), frame in bench.groupby(["temperature", "epochs"]):
+        full = frame[frame["mode"] == "full"].set_index("seed")
+        for mode, runs_of in frame.groupby("mode", sort=False):
+            runs_of = runs_of.set_index("seed")
+            seeds = runs_of.index.intersection(full.index)
+            way = ("teacher's full distribution, student's full softmax" if mode == "full" else
+                   f"teacher's top-{runs_of['top_k'].iloc[0]:.0f} cached"
+                   + (f", student scores a pool of {runs_of['n_negatives'].iloc[0]:.0f}"
+                      if pd.notna(runs_of["n_negatives"].iloc[0]) else ", student's full softmax"))
+            verdict = "reference"
+            relative = np.nan
+            if mode != "full" and len(seeds):
+                mean, low, _ = mean_ci(runs_of.loc[seeds, f"test_{metric}"] / full.loc[seeds, f"test_{metric}"] - 1)
+                relative, verdict = mean, f"within {within:.0%}" if low > -within else f"not within {within:.0%}"
+            speedup = full.loc[seeds, "seconds_per_epoch"].mean() / runs_of.loc[seeds, "seconds_per_epoch"].mean()
+            rows.append({"T": temperature, "epochs": int(epochs), "way": way, "seeds": len(runs_of),
+                         "training s/epoch": runs_of["seconds_per_epoch"].mean(),
+                         "speed-up vs full": speedup if len(seeds) else np.nan,
+                         "cache build s": runs_of["cache_seconds"].mean(),
+                         "peak memory MB": runs_of["peak_rss_mb"].max(),
+                         f"valid {metric}": runs_of[f"valid_{metric}"].mean(),
+                         f"test {metric}": runs_of[f"test_{metric}"].mean(),
+                         "vs full": relative, "verdict": verdict})
+    columns = ["T", "epochs", "way", "seeds", "training s/epoch", "speed-up vs full", "cache build s",
+               "peak memory MB", f"valid {metric}", f"test {metric}", "vs full", "verdict"]
+    return pd.DataFrame(rows, columns=columns).set_index(["T", "epochs", "way"]).round(4)
+
+
 def latency_beside_paper(latency: Mapping[str, Any]) -> pd.DataFrame:
     """Table 6: our seconds per 1,000 requests per model, the paper's where it has the model."""
     table = latency_table(latency)
