@@ -12,6 +12,13 @@ holds what it holds; the best point is printed as the ``settings`` to copy into 
 
 ``--append`` adds a refined round (around the best point) to the committed table.
 
+A point's fit can take an hour on a real dataset, so a sweep survives being killed: each point
+trains in its own folder beside the prepared data (``results/<dataset>/sweeps/<model>/<key>/``,
+the key a hash of everything that decides the fit), checkpointing every epoch, and leaves its
+validation scores there when done. The same command run again skips the finished points and
+resumes the interrupted one after its last epoch; a changed setting is a new key, so stale
+scores are never reused.
+
 Keys of ``--grid`` are the model's constructor ``settings``; ``train.<key>`` sweeps a training
 setting (``train.lr=0.001,0.003``), ``loss.<key>`` one of its loss (``loss.mask_prob=0.2,0.4``).
 Values are YAML scalars (``none`` or ``null`` for None).
@@ -29,20 +36,23 @@ writes ``config/sweeps/<profile>/kd_<method>.csv``.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import itertools
+import json
 import time
+from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import pandas as pd
 import yaml
 from tqdm import tqdm
 
 from recpress_utils.config import CONFIG_FILE, load_config, model_spec, results_folder
-from recpress_utils.io import atomic_path
+from recpress_utils.io import atomic_path, read_json
 from recpress_utils.losses import build_loss
 from recpress_utils.paths import repo_path
-from recpress_utils.runs import ModelSpec, build_for_data, fit_counts, train_counts
+from recpress_utils.runs import CHECKPOINT, ModelSpec, build_for_data, fit_counts, train_counts
 from recpress_utils.sequences import load_sessions
 from recpress_utils.train import TrainConfig, eval_sample, evaluate, fit, set_determinism
 
@@ -66,9 +76,12 @@ def grid_points(grid: Mapping[str, list[Any]]) -> list[dict[str, Any]]:
 
 
 def validation_scores(spec: ModelSpec, prepared_dir: str | Path, cfg: TrainConfig, seed: int,
-                      threads: int) -> dict[str, float]:
+                      threads: int, checkpoint: Path | None = None) -> dict[str, float]:
     """Fit ``spec`` on the training split and score it on the validation split (last target of
-    each validation session, as early stopping does). Returns the metrics plus ``seconds``."""
+    each validation session, as early stopping does). Returns the metrics plus ``seconds`` (the
+    training seconds of every attempt, when a ``checkpoint`` resumed it, and the scoring).
+    ``checkpoint``: where the fit saves its state every epoch and resumes from (kept: the caller
+    removes it once the scores are safe)."""
     started = time.perf_counter()
     set_determinism(seed, threads)
     train, valid = (load_sessions(prepared_dir, s) for s in ("train", "valid"))
@@ -76,12 +89,38 @@ def validation_scores(spec: ModelSpec, prepared_dir: str | Path, cfg: TrainConfi
     loss = build_loss(spec.loss, seed, cfg.loss_positions, spec.loss_settings,
                       item_counts=train_counts(prepared_dir))
     if loss is None:
-        fit_counts(net, train)
+        train_seconds = fit_counts(net, train).train_seconds
     else:
-        fit(net, train, valid, cfg, seed, loss_fn=loss, progress=False)
+        train_seconds = fit(net, train, valid, cfg, seed, loss_fn=loss, progress=False, checkpoint=checkpoint,
+                            keep_checkpoint=checkpoint is not None).train_seconds
+    scoring = time.perf_counter()
     device = next(net.parameters()).device  # where fit left it (CUDA when present)
     metrics = evaluate(net, eval_sample(valid, cfg), "last", cfg.eval_batch_size, cfg.max_len, device, cfg.exclude_seen).result()
-    return {**metrics, "seconds": round(time.perf_counter() - started, 1)}
+    if loss is None:
+        train_seconds = scoring - started  # nothing to resume: the whole call
+    return {**metrics, "seconds": round(train_seconds + time.perf_counter() - scoring, 1)}
+
+
+def point_dir(work_dir: Path, fields: Mapping[str, Any]) -> Path:
+    """The folder of one grid point's fit: ``work_dir`` / a hash of ``fields``, everything that
+    decides the fit (settings, training settings, seed, data), so a changed one gets a new folder."""
+    key = hashlib.sha1(json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return work_dir / key
+
+
+def scored_once(folder: Path, score: Callable[[Path], dict[str, Any]]) -> dict[str, Any]:
+    """``folder/scores.json`` if a finished run left it; else ``score(checkpoint path)``, its
+    result written there first and only then the checkpoint removed (a kill in between costs
+    nothing but the scoring)."""
+    done = folder / "scores.json"
+    if done.exists():
+        return read_json(done)
+    folder.mkdir(parents=True, exist_ok=True)
+    scores = score(folder / CHECKPOINT)
+    with atomic_path(done) as tmp:  # not write_json: the metrics keep their order, the table's columns
+        tmp.write_text(json.dumps(scores, indent=1) + "\n")
+    (folder / CHECKPOINT).unlink(missing_ok=True)
+    return scores
 
 
 def sweep(config: Mapping[str, Any], model: str, grid: Mapping[str, list[Any]],
@@ -100,7 +139,11 @@ def sweep(config: Mapping[str, Any], model: str, grid: Mapping[str, list[Any]],
         spec = ModelSpec(base.name, base.architecture, base.loss, {**base.loss_settings, **loss},
                          {**base.settings, **settings}, {**base.train, **train})
         cfg = spec.train_config(config["train"])
-        rows.append({**point, **validation_scores(spec, prepared, cfg, seed, config["threads"])})
+        folder = point_dir(Path(prepared).parent / "sweeps" / model,
+                           {"spec": asdict(spec), "train": asdict(cfg), "seed": seed, "data": str(prepared)})
+        scores = scored_once(folder, lambda checkpoint: validation_scores(spec, prepared, cfg, seed, config["threads"],
+                                                                          checkpoint))
+        rows.append({**point, **scores})
     table = pd.DataFrame(rows)
     metric = base.train_config(config["train"]).select_metric
     return table.sort_values(metric, ascending=False, kind="stable").reset_index(drop=True)
@@ -127,14 +170,20 @@ def kd_sweep(config: Mapping[str, Any], method: str, grid: Mapping[str, list[Any
     prepared = repo_path(params["prepared_dir"])
     rows = []
     for point in tqdm(grid_points(grid), desc=f"sweep kd {method}"):
-        started = time.perf_counter()
         spec = {**params["method_spec"], "settings": {**params["method_spec"].get("settings", {}), **point}}
         job = KDJob(method, spec, teachers, params["student_kwargs"], params["student_loss"], cfg, seed,
                     config["threads"], params["top_k"], params["negatives"])
-        student, _, _ = kd_fit(prepared, job, progress=False)
-        metrics = evaluate(student, eval_sample(load_sessions(prepared, "valid"), cfg), "last", cfg.eval_batch_size,
-                           cfg.max_len, next(student.parameters()).device, cfg.exclude_seen).result()
-        rows.append({**point, **metrics, "seconds": round(time.perf_counter() - started, 1)})
+
+        def score(checkpoint: Path, job: KDJob = job) -> dict[str, Any]:
+            student, result, _ = kd_fit(prepared, job, progress=False, checkpoint=checkpoint)
+            scoring = time.perf_counter()
+            metrics = evaluate(student, eval_sample(load_sessions(prepared, "valid"), cfg), "last",
+                               cfg.eval_batch_size, cfg.max_len, next(student.parameters()).device,
+                               cfg.exclude_seen).result()
+            return {**metrics, "seconds": round(result.train_seconds + time.perf_counter() - scoring, 1)}
+
+        folder = point_dir(prepared.parent / "sweeps" / f"kd_{method}_{size}", {"job": asdict(job), "data": str(prepared)})
+        rows.append({**point, **scored_once(folder, score)})
     return pd.DataFrame(rows).sort_values(cfg.select_metric, ascending=False, kind="stable").reset_index(drop=True)
 
 

@@ -66,3 +66,27 @@ def test_a_kd_method_sweep_scores_on_validation_against_the_profiles_teacher(tin
     assert table.loc[table["weight"] == 0.0, "NDCG@10"].item() != table.loc[table["weight"] == 3.0, "NDCG@10"].item()
     with pytest.raises(FileNotFoundError, match="train the teachers first"):
         sweep_mod.kd_sweep(config, "rd", {"weight": [1.0]})
+
+
+def test_a_sweep_run_again_reuses_finished_points_and_refits_a_changed_one(tiny_prepared, tmp_path, monkeypatch):
+    """Each point trains in its own folder beside the prepared data and leaves its scores there:
+    the same sweep run again (after a kill, say) fits nothing it finished, and a point whose
+    training settings changed is a new folder, fitted anew."""
+    import shutil
+
+    prepared = tmp_path / "synthetic" / "prepared"
+    shutil.copytree(tiny_prepared, prepared)
+    config = load_config(REPO_ROOT / "config" / "tiny.yaml", {"train": {"epochs": 1}})
+    first = sweep_mod.sweep(config, "gru4rec", {"train.lr": [0.003]}, prepared_dir=prepared)
+    folders = list((prepared.parent / "sweeps" / "gru4rec").iterdir())
+    assert len(folders) == 1 and (folders[0] / "scores.json").exists()
+    assert not (folders[0] / "checkpoint.pt").exists(), "the checkpoint goes once the scores are safe"
+    fits = []
+    original = sweep_mod.fit
+    monkeypatch.setattr(sweep_mod, "fit", lambda *a, **k: fits.append(k) or original(*a, **k))
+    again = sweep_mod.sweep(config, "gru4rec", {"train.lr": [0.003]}, prepared_dir=prepared)
+    pd.testing.assert_frame_equal(first, again)
+    assert fits == []
+    sweep_mod.sweep(config, "gru4rec", {"train.lr": [0.01]}, prepared_dir=prepared)
+    assert len(fits) == 1 and fits[0]["checkpoint"].name == "checkpoint.pt"
+    assert len(list((prepared.parent / "sweeps" / "gru4rec").iterdir())) == 2
