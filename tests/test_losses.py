@@ -148,6 +148,20 @@ def test_popularity_distribution_mixes_counts_with_uniform() -> None:
         popularity_distribution(torch.tensor([5, 0, 0]))
 
 
+def test_alpha_flattens_the_popularity_skew_and_keeps_unseen_items_undrawn() -> None:
+    """counts ** alpha (GRU4Rec's sample_alpha): 1 is popularity, 0 uniform over the items seen in
+    training; an unseen item stays at 0 (0 ** 0 would be 1) and still needs uniform_mix."""
+    counts = torch.tensor([9, 16, 4, 0])
+    torch.testing.assert_close(popularity_distribution(counts, 0.5, alpha=0.5),
+                               torch.tensor([0, 0.5 * 4 / 6 + 1 / 6, 0.5 * 2 / 6 + 1 / 6, 1 / 6], dtype=torch.float64))
+    torch.testing.assert_close(popularity_distribution(counts, 0.0 + 1e-9, alpha=0.0)[1:3].float(),
+                               torch.tensor([0.5, 0.5]), atol=1e-6, rtol=0)
+    with pytest.raises(ValueError, match="uniform_mix > 0"):
+        popularity_distribution(counts, alpha=0.0)
+    with pytest.raises(ValueError, match="alpha"):
+        popularity_distribution(counts, 0.5, alpha=2.0)
+
+
 def test_sampled_softmax_lowers_the_full_cross_entropy() -> None:
     model = make("sasrec").train()
     inputs, targets = tiny_set()

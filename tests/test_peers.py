@@ -16,6 +16,7 @@ from tests.conftest import assert_causal
 N_ITEMS = 31
 CLASSES = {
     "gru4rec": (GRU4Rec, {"emb_dim": 16, "gru_dim": 16}),
+    "gru4rec_tied": (GRU4Rec, {"emb_dim": 16, "gru_dim": 16, "tied": True}),
     "sasrec": (SASRec, {"emb_dim": 16, "n_heads": 2, "ffn_dim": 32, "max_len": 12}),
     "popularity": (Popularity, {"emb_dim": 16}),
 }
@@ -70,6 +71,39 @@ def test_sasrec_shares_input_and_output_item_embeddings() -> None:
     model.train()
     model(items)[..., 1:].sum().backward()
     assert model.item_emb.weight.grad[9].abs().sum() > 0  # output-side gradient for unseen item
+
+
+def test_tied_gru4rec_scores_with_its_input_embeddings_and_a_learned_bias() -> None:
+    """The official GRU4Rec's constrained embedding: no separate output matrix; the item
+    embeddings score, start small, and an item's output-side gradient reaches its embedding."""
+    model = make("gru4rec_tied")
+    item_sized = sorted(n for n, p in model.named_parameters() if p.shape[0] == N_ITEMS)
+    assert item_sized == ["item_emb.weight", "output.0.bias"]
+    assert model.item_emb.weight.abs().max() <= (6 / (N_ITEMS + 16)) ** 0.5
+    items = left_pad([np.array([1, 2, 3]), np.array([4, 5])], 4)
+    with torch.no_grad():
+        model.output[0].bias.normal_()
+        h = model.hidden(items)
+        torch.testing.assert_close(model.head(h)[..., 1:], (h @ model.item_emb.weight.T + model.output[0].bias)[..., 1:])
+    weight, bias = model.item_output()
+    assert weight is model.item_emb.weight and bias is model.output[0].bias
+    model.train()
+    model(items)[..., 1:].sum().backward()
+    assert model.item_emb.weight.grad[9].abs().sum() > 0  # item 9 is not in the input
+    with pytest.raises(ValueError, match="emb_dim"):
+        GRU4Rec(N_ITEMS, emb_dim=16, gru_dim=32, tied=True)
+
+
+def test_untied_gru4rec_is_unchanged_by_the_tied_option() -> None:
+    """The default head is the plain linear layer of before: same weights from the same seed."""
+    torch.manual_seed(0)
+    model = GRU4Rec(N_ITEMS, emb_dim=16, gru_dim=16)
+    items = left_pad([np.array([1, 2, 3])], 3)
+    with torch.no_grad():
+        h = model.hidden(items)
+        expected = h @ model.output[0].weight.T + model.output[0].bias
+        torch.testing.assert_close(model.head(h)[..., 1:], expected[..., 1:])
+    assert isinstance(model.output[0], torch.nn.Linear)
 
 
 def test_recurrent_models_share_one_padding_helper() -> None:

@@ -85,20 +85,27 @@ def sampled_cross_entropy(n_negatives: int = 100, seed: int = 0,
     return loss
 
 
-def popularity_distribution(item_counts: Tensor, uniform_mix: float = 0.0) -> Tensor:
-    """Sampling probabilities ``q (n_items,)`` of the negatives: training counts, mixed with
-    uniform over ``1..n_items-1`` with share ``uniform_mix``; the padding item gets 0.
+def popularity_distribution(item_counts: Tensor, uniform_mix: float = 0.0, alpha: float = 1.0) -> Tensor:
+    """Sampling probabilities ``q (n_items,)`` of the negatives: training counts raised to
+    ``alpha``, mixed with uniform over ``1..n_items-1`` with share ``uniform_mix``; the padding
+    item gets 0.
 
+    ``alpha`` flattens the popularity skew: 1 draws by counts, 0 uniformly over the items seen in
+    training (the official GRU4Rec's ``sample_alpha``; its best YooChoose settings use 0.2).
     Every real item must have ``q > 0``: an item that is never drawn would have an infinite
     logQ correction when it is a positive (give it a count, or set ``uniform_mix > 0``).
     """
     if not 0.0 <= uniform_mix <= 1.0:
         raise ValueError(f"uniform_mix must be in [0, 1], got {uniform_mix}")
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"alpha must be in [0, 1], got {alpha}")
     counts = torch.as_tensor(item_counts, dtype=torch.float64).clone()
     if counts.dim() != 1 or len(counts) < 2 or (counts < 0).any() or counts[1:].sum() <= 0:
         raise ValueError("item_counts must be a 1-D tensor of counts >= 0 per item id "
                          "(padding first) with a positive total")
     counts[PAD] = 0.0
+    if alpha != 1.0:
+        counts = torch.where(counts > 0, counts ** alpha, counts)  # 0 ** 0 would make unseen items drawable
     uniform = torch.ones_like(counts)
     uniform[PAD] = 0.0
     probs = (1.0 - uniform_mix) * counts / counts.sum() + uniform_mix * uniform / uniform.sum()
@@ -109,7 +116,7 @@ def popularity_distribution(item_counts: Tensor, uniform_mix: float = 0.0) -> Te
 
 
 def sampled_softmax(item_counts: Tensor, n_negatives: int = 2048, uniform_mix: float = 0.0,
-                    seed: int = 0, positions: Literal["all", "last"] = "all") -> LossFn:
+                    seed: int = 0, positions: Literal["all", "last"] = "all", alpha: float = 1.0) -> LossFn:
     """Sampled softmax with the logQ correction over one pool of ``n_negatives`` items per batch,
     drawn with replacement from :func:`popularity_distribution` ``q`` (``item_counts``: the
     training count of every item id, ``items.parquet``'s ``train_count``).
@@ -134,8 +141,10 @@ def sampled_softmax(item_counts: Tensor, n_negatives: int = 2048, uniform_mix: f
     standard form.
 
     Pooled items equal to a row's positive are removed from that row (accidental hits).
+    ``alpha`` flattens the sampling distribution (:func:`popularity_distribution`); the
+    correction uses the flattened ``q``, so the estimate stays unbiased.
     """
-    pool = PopularityPool(item_counts, n_negatives, uniform_mix, seed)
+    pool = PopularityPool(item_counts, n_negatives, uniform_mix, seed, alpha)
 
     def loss(model: torch.nn.Module, inputs: Tensor, targets: Tensor) -> Tensor:
         pool.check(model)
@@ -150,16 +159,16 @@ def sampled_softmax(item_counts: Tensor, n_negatives: int = 2048, uniform_mix: f
 
 class PopularityPool:
     """One pool of ``n_negatives`` items per batch, drawn with replacement from
-    :func:`popularity_distribution` (``item_counts``, ``uniform_mix``), with each item's
+    :func:`popularity_distribution` (``item_counts``, ``uniform_mix``, ``alpha``), with each item's
     ``log_expected_count = log(N q_j)``, the logQ correction (:func:`sampled_softmax`). Shared by
     the sampled losses here and the sampled distillation loss (:mod:`recpress_utils.distill`)."""
 
     def __init__(self, item_counts: Tensor, n_negatives: int = 2048, uniform_mix: float = 0.0,
-                 seed: int = 0) -> None:
+                 seed: int = 0, alpha: float = 1.0) -> None:
         if n_negatives < 1:
             raise ValueError(f"n_negatives must be >= 1, got {n_negatives}")
         self.n_negatives = n_negatives
-        self.probs = popularity_distribution(item_counts, uniform_mix)
+        self.probs = popularity_distribution(item_counts, uniform_mix, alpha)
         # -inf for the padding item only: it is never drawn and never a positive
         self.log_expected_count = torch.log(n_negatives * self.probs).float()
         self.generator = torch.Generator().manual_seed(seed)

@@ -1,6 +1,7 @@
 """Pieces several models share, written once: positions counted from a session's first item,
 the multi-head split of a fused Q/K/V projection, attention probabilities (for the methods that
-distil attention maps), and the rotation that lets a recurrent layer ignore left padding."""
+distil attention maps), the rotation that lets a recurrent layer ignore left padding, and the
+per-item bias of a head tied to the input embeddings (SASRec, GRU4Rec's constrained embedding)."""
 
 from __future__ import annotations
 
@@ -60,3 +61,17 @@ def normal_init(module: nn.Module, std: float = 0.02) -> None:
         if isinstance(module, nn.Embedding) and module.padding_idx is not None:
             with torch.no_grad():
                 module.weight[module.padding_idx].zero_()
+
+
+class ItemBias(nn.Module):
+    """Adds a per-item bias to logits ``(..., n_items)``; a parameter or a fixed zero buffer."""
+
+    def __init__(self, n_items: int, learnable: bool) -> None:
+        super().__init__()
+        if learnable:
+            self.bias = nn.Parameter(torch.zeros(n_items))
+        else:
+            self.register_buffer("bias", torch.zeros(n_items))
+
+    def forward(self, logits: Tensor) -> Tensor:
+        return logits + self.bias

@@ -28,22 +28,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from recpress_utils.models.base import SequentialRecommender
-from recpress_utils.models.layers import PositionEmbedding, attention_probs, normal_init, split_heads
+from recpress_utils.models.layers import ItemBias, PositionEmbedding, attention_probs, normal_init, split_heads
 from recpress_utils.sequences import PAD
-
-
-class ItemBias(nn.Module):
-    """Adds a per-item bias to logits ``(..., n_items)``; a parameter or a fixed zero buffer."""
-
-    def __init__(self, n_items: int, learnable: bool) -> None:
-        super().__init__()
-        if learnable:
-            self.bias = nn.Parameter(torch.zeros(n_items))
-        else:
-            self.register_buffer("bias", torch.zeros(n_items))
-
-    def forward(self, logits: Tensor) -> Tensor:
-        return logits + self.bias
 
 
 class SASRecBlock(nn.Module):
