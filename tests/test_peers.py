@@ -92,6 +92,7 @@ def test_tied_gru4rec_scores_with_its_input_embeddings_and_a_learned_bias() -> N
     assert model.item_emb.weight.grad[9].abs().sum() > 0  # item 9 is not in the input
     with pytest.raises(ValueError, match="emb_dim"):
         GRU4Rec(N_ITEMS, emb_dim=16, gru_dim=32, tied=True)
+    assert GRU4Rec(N_ITEMS, gru_dim=32, tied=True).emb_dim == 32  # the embedding width follows the GRU's
 
 
 def test_untied_gru4rec_is_unchanged_by_the_tied_option() -> None:

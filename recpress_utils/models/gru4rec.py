@@ -28,8 +28,9 @@ from recpress_utils.sequences import PAD
 class GRU4Rec(SequentialRecommender):
     """One-layer GRU over the session; its state after each item is mapped to item logits."""
 
-    def __init__(self, n_items: int, emb_dim: int = 64, gru_dim: int = 64,
+    def __init__(self, n_items: int, emb_dim: int | None = None, gru_dim: int = 64,
                  dropout: float = 0.1, tied: bool = False) -> None:
+        emb_dim = gru_dim if emb_dim is None else emb_dim  # one width to sweep (the tied model needs one)
         if tied and emb_dim != gru_dim:
             raise ValueError(f"tied output vectors are the item embeddings: emb_dim ({emb_dim}) must equal "
                              f"gru_dim ({gru_dim})")
