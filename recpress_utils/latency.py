@@ -303,6 +303,17 @@ def _random_requests(n_items: int, lengths: np.ndarray, rng: np.random.Generator
     return torch.from_numpy(ids)
 
 
+def peak_rss_mb() -> float:
+    """This process's peak resident memory in MB: the high-water mark since the last reset
+    (Linux ``VmHWM``), else the lifetime peak."""
+    status = Path("/proc/self/status")
+    if status.exists():
+        line = next(x for x in status.read_text().splitlines() if x.startswith("VmHWM:"))
+        return int(line.split()[1]) / 1024
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # bytes on macOS, else kB
+    return peak / 2**20 if sys.platform == "darwin" else peak / 1024
+
+
 class _PeakRSS:
     """Peak resident memory (MB) of a stretch of work and of the whole run.
 
@@ -323,30 +334,21 @@ class _PeakRSS:
             return False
         return True
 
-    @staticmethod
-    def _read() -> float:
-        status = Path("/proc/self/status")
-        if status.exists():
-            line = next(x for x in status.read_text().splitlines() if x.startswith("VmHWM:"))
-            return int(line.split()[1]) / 1024
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # bytes on macOS, else kB
-        return peak / 2**20 if sys.platform == "darwin" else peak / 1024
-
     def start(self) -> None:
         """Close the previous stretch (building counts toward the overall peak), start one."""
-        self._overall = max(self._overall, self._read())
+        self._overall = max(self._overall, peak_rss_mb())
         gc.collect()
         self._reset()
 
     def stop(self) -> float:
         """Peak since :meth:`start`."""
-        peak = self._read()
+        peak = peak_rss_mb()
         self._overall = max(self._overall, peak)
         return peak
 
     def overall(self) -> float:
         """Peak since construction, every stretch included."""
-        return max(self._overall, self._read())
+        return max(self._overall, peak_rss_mb())
 
 
 #: The name under which :func:`catalogue_scaling` times the scoring floor among the models.

@@ -25,7 +25,6 @@ same budget and keep their best epoch on validation. Runs resume from their epoc
 from __future__ import annotations
 
 import argparse
-import resource
 import time
 from pathlib import Path
 from typing import Any, Mapping
@@ -34,6 +33,7 @@ import pandas as pd
 import torch
 
 from recpress_utils.io import atomic_path, read_json, write_json
+from recpress_utils.latency import peak_rss_mb
 from recpress_utils.paths import repo_path
 
 #: the comparison's two ways to distil: the profile's cache settings, or the teacher's full distribution
@@ -104,11 +104,6 @@ def time_variants(prepared_dir: str, neighbors_path: str | None = None, temperat
         print(f"{name:45s} {seconds:8.1f} s per epoch  ({full / seconds:5.1f}x faster than on the fly)")
     print(f"cache: {out['cache_prefixes']:,} prefixes built once in {cache_seconds:.1f} s")
     return out
-
-
-def peak_rss_mb() -> float:
-    """This process's peak resident memory so far, in MB (Linux reports kB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def compare(config: Mapping[str, Any], mode: str, epochs: int, temperature: float | None = None,
