@@ -1,10 +1,16 @@
 """The interface every next-item model shares, and the pieces they would otherwise each rewrite.
 
 A model maps left-padded sessions ``(B, L)`` to per-position hidden states ``(B, L, H)``
-(:meth:`SequentialRecommender.hidden`, causal: position t sees only positions <= t), and a
-shared output head maps hidden states to logits over all items (:meth:`head`). The split lets
+(:meth:`SequentialRecommender.hidden`, causal: position t sees only positions <= t), and its
+output head maps hidden states to logits over all items (:meth:`head`). The split lets
 training apply the head only at positions that have a target, and inference only at the last.
 Column 0 of every logit row is the padding item and is set to ``-inf``.
+
+Each model declares its head as ``self.output``, a ``nn.Sequential`` whose last module scores the
+items: the paper's models a two-layer MLP (:func:`~recpress_utils.models.layers.mlp_head`), GRU4Rec
+and the student one linear layer, SASRec the item embeddings themselves (with
+:class:`~recpress_utils.models.layers.ItemBias`), popularity its counts. A head that is not a
+plain stack overrides :meth:`head` and :meth:`item_output` instead.
 """
 
 from __future__ import annotations
@@ -19,10 +25,10 @@ from recpress_utils.sequences import PAD
 
 
 class SequentialRecommender(nn.Module, ABC):
-    """Owns the item embedding and the 2-layer MLP output head; subclasses write :meth:`hidden`.
+    """Owns the item embedding; subclasses write :meth:`hidden` and declare ``self.output``.
 
-    ``head_in`` is the width of the subclass's hidden state; the head is
-    ``Linear(head_in, mlp_hidden) -> ReLU -> Dropout -> Linear(mlp_hidden, n_items)``.
+    ``item_rows``: rows of the item embedding, ``n_items`` unless the model has extra tokens
+    (BERT4Rec's [mask]).
 
     ``causal``: position t depends only on positions <= t (False only for bidirectional
     models, which the causality test skips). ``default_loss``: the name in
@@ -32,34 +38,31 @@ class SequentialRecommender(nn.Module, ABC):
     causal: ClassVar[bool] = True
     default_loss: ClassVar[str] = "cross_entropy"
 
-    def __init__(self, n_items: int, emb_dim: int, head_in: int, mlp_hidden: int,
-                 dropout: float) -> None:
+    output: nn.Sequential  #: the head: its last module gives the logits (set by the subclass)
+
+    def __init__(self, n_items: int, emb_dim: int, item_rows: int | None = None) -> None:
         super().__init__()
         if n_items < 2:
             raise ValueError(f"n_items counts the padding item, so it must be >= 2, not {n_items}")
         self.n_items = n_items
         self.emb_dim = emb_dim
-        self.item_emb = nn.Embedding(n_items, emb_dim, padding_idx=PAD)
-        self.output = nn.Sequential(
-            nn.Linear(head_in, mlp_hidden), nn.ReLU(), nn.Dropout(dropout),
-            nn.Linear(mlp_hidden, n_items),
-        )
+        self.item_emb = nn.Embedding(item_rows or n_items, emb_dim, padding_idx=PAD)
 
     @abstractmethod
     def hidden(self, items: Tensor) -> Tensor:
-        """Causal per-position states ``(B, L, head_in)`` of left-padded ``items`` ``(B, L)``."""
+        """Causal per-position states ``(B, L, H)`` of left-padded ``items`` ``(B, L)``."""
 
     def head(self, h: Tensor) -> Tensor:
-        """Logits ``(..., n_items)`` of hidden states ``(..., head_in)``, padding column at -inf."""
+        """Logits ``(..., n_items)`` of hidden states ``(..., H)``, padding column at -inf."""
         return self.mask_padding_logit(self.output(h))
 
     def output_states(self, h: Tensor) -> Tensor:
-        """The head's MLP up to its last layer: the states ``(..., mlp_hidden)`` that meet the
-        item output vectors, so ``head(h)`` is ``output_states(h) @ W.T + b``."""
+        """The head up to its last layer: the states that meet the item output vectors, so
+        ``head(h)`` is ``output_states(h) @ W.T + b``."""
         return self.output[:-1](h)
 
     def item_output(self) -> tuple[Tensor, Tensor | None]:
-        """Output vectors ``(n_items, mlp_hidden)`` and bias ``(n_items,)`` of the head's last layer:
+        """Output vectors ``(n_items, width)`` and bias ``(n_items,)`` of the head's last layer:
         what the sampled losses score a few items with (:mod:`recpress_utils.losses`)."""
         return self.output[-1].weight, self.output[-1].bias
 

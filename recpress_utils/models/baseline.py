@@ -5,7 +5,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from recpress_utils.models.base import SequentialRecommender
-from recpress_utils.models.layers import shift_rows
+from recpress_utils.models.layers import mlp_head, shift_rows
 from recpress_utils.sequences import PAD
 
 
@@ -22,8 +22,8 @@ class LSTMBaseline(SequentialRecommender):
 
     def __init__(self, n_items: int, emb_dim: int = 64, lstm_dim: int = 64, mlp_hidden: int = 64,
                  dropout: float = 0.1) -> None:
-        super().__init__(n_items, emb_dim, head_in=lstm_dim, mlp_hidden=mlp_hidden,
-                         dropout=dropout)
+        super().__init__(n_items, emb_dim)
+        self.output = mlp_head(lstm_dim, mlp_hidden, n_items, dropout)
         self.lstm = nn.LSTM(emb_dim, lstm_dim, num_layers=1, batch_first=True)
 
     def hidden(self, items: Tensor) -> Tensor:

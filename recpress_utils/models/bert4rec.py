@@ -16,7 +16,7 @@ dropout 0.2, mask ratio 0.2; the profiles set their own dropout, ratio and learn
 3. Output head as in the paper: ``GELU(h W^P + b^P) E^T + b^O`` with ``E`` the item embedding
    rows of the catalogue only (tied weights), so logits are over the ``n_items`` ids; the
    [mask] token has no column and is never recommended, and column 0 (padding) is ``-inf``
-   like every model's. ``tied_head=False`` uses the shared 2-layer MLP head instead.
+   like every model's. ``tied_head=False`` uses the paper's 2-layer MLP head (``layers.mlp_head``) instead.
 
 Initialisation: PyTorch's defaults (``N(0, 1)`` embeddings, Kaiming-uniform linear layers) by
 default; ``init_std=0.02`` gives BERT's small normal init (RecBole's choice), which a profile may
@@ -45,7 +45,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from recpress_utils.models.base import SequentialRecommender
-from recpress_utils.models.layers import PositionEmbedding, normal_init, split_heads
+from recpress_utils.models.layers import PositionEmbedding, mlp_head, normal_init, split_heads
 from recpress_utils.sequences import PAD
 
 
@@ -90,13 +90,12 @@ class BERT4Rec(SequentialRecommender):
             raise ValueError(f"emb_dim ({emb_dim}) must be divisible by n_heads ({n_heads})")
         if n_blocks < 1 or max_len < 2:
             raise ValueError("n_blocks must be >= 1 and max_len >= 2 (an item and the [mask])")
-        super().__init__(n_items, emb_dim, head_in=emb_dim, mlp_hidden=mlp_hidden,
-                         dropout=dropout)
+        super().__init__(n_items, emb_dim, item_rows=n_items + 1)  # one row beyond the catalogue: [mask]
         self.mask_id = n_items
         self.max_len = max_len
         self.tied_head = tied_head
-        # One extra row beyond the catalogue: the [mask] token.
-        self.item_emb = nn.Embedding(n_items + 1, emb_dim, padding_idx=PAD)
+        if not tied_head:
+            self.output = mlp_head(emb_dim, mlp_hidden, n_items, dropout)
         self.pos_emb = PositionEmbedding(max_len, emb_dim)
         self.emb_norm = nn.LayerNorm(emb_dim)
         self.dropout = nn.Dropout(dropout)

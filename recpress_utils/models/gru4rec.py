@@ -34,7 +34,7 @@ class GRU4Rec(SequentialRecommender):
         if tied and emb_dim != gru_dim:
             raise ValueError(f"tied output vectors are the item embeddings: emb_dim ({emb_dim}) must equal "
                              f"gru_dim ({gru_dim})")
-        super().__init__(n_items, emb_dim, head_in=gru_dim, mlp_hidden=1, dropout=dropout)
+        super().__init__(n_items, emb_dim)
         self.tied = tied
         self.gru = nn.GRU(emb_dim, gru_dim, num_layers=1, batch_first=True)
         self.dropout = nn.Dropout(dropout)

@@ -1,7 +1,8 @@
 """Pieces several models share, written once: positions counted from a session's first item,
 the multi-head split of a fused Q/K/V projection, attention probabilities (for the methods that
 distil attention maps), the rotation that lets a recurrent layer ignore left padding, and the
-per-item bias of a head tied to the input embeddings (SASRec, GRU4Rec's constrained embedding)."""
+output heads: the paper's MLP, and the per-item bias of a head tied to the input embeddings
+(SASRec, GRU4Rec's constrained embedding)."""
 
 from __future__ import annotations
 
@@ -75,3 +76,10 @@ class ItemBias(nn.Module):
 
     def forward(self, logits: Tensor) -> Tensor:
         return logits + self.bias
+
+
+def mlp_head(head_in: int, mlp_hidden: int, n_items: int, dropout: float) -> nn.Sequential:
+    """The paper's output head: ``Linear(head_in, mlp_hidden) -> ReLU -> Dropout ->
+    Linear(mlp_hidden, n_items)`` (the LSTM baseline, Mixed Attention, untied BERT4Rec)."""
+    return nn.Sequential(nn.Linear(head_in, mlp_hidden), nn.ReLU(), nn.Dropout(dropout),
+                         nn.Linear(mlp_hidden, n_items))

@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from recpress_utils.models.base import SequentialRecommender
-from recpress_utils.models.layers import PositionEmbedding, attention_probs, split_heads
+from recpress_utils.models.layers import PositionEmbedding, attention_probs, mlp_head, split_heads
 from recpress_utils.sequences import PAD
 
 
@@ -50,8 +50,8 @@ class MixedAttention(SequentialRecommender):
             raise ValueError(f"qkv_dim ({qkv_dim}) must be divisible by n_heads ({n_heads})")
         if n_projections < 0:
             raise ValueError(f"n_projections must be >= 0, got {n_projections}")
-        super().__init__(n_items, emb_dim, head_in=(1 + n_projections) * qkv_dim,
-                         mlp_hidden=mlp_hidden, dropout=dropout)
+        super().__init__(n_items, emb_dim)
+        self.output = mlp_head((1 + n_projections) * qkv_dim, mlp_hidden, n_items, dropout)
         self.n_projections = n_projections
         self.n_heads = n_heads
         self.max_len = max_len

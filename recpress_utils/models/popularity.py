@@ -46,7 +46,7 @@ class Popularity(SequentialRecommender):
     default_loss = "counts"  # fit_counts on the training sessions, no gradient steps
 
     def __init__(self, n_items: int, emb_dim: int = 1) -> None:
-        super().__init__(n_items, emb_dim, head_in=1, mlp_hidden=1, dropout=0.0)
+        super().__init__(n_items, emb_dim)
         self.output = nn.Sequential(PopularityScores(n_items))
 
     @torch.no_grad()

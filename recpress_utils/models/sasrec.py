@@ -75,7 +75,7 @@ class SASRec(SequentialRecommender):
             raise ValueError(f"emb_dim ({emb_dim}) must be divisible by n_heads ({n_heads})")
         if n_blocks < 1 or max_len < 1:
             raise ValueError("n_blocks and max_len must be >= 1")
-        super().__init__(n_items, emb_dim, head_in=emb_dim, mlp_hidden=1, dropout=dropout)
+        super().__init__(n_items, emb_dim)
         self.output = nn.Sequential(ItemBias(n_items, learnable=item_bias))
         self.max_len = max_len
         self.pos_emb = PositionEmbedding(max_len, emb_dim)

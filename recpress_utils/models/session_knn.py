@@ -54,7 +54,7 @@ class SessionKNN(SequentialRecommender):
     def __init__(self, n_items: int, k: int = 100) -> None:
         if k < 1:
             raise ValueError(f"k must be >= 1, got {k}")
-        super().__init__(n_items, emb_dim=1, head_in=1, mlp_hidden=1, dropout=0.0)
+        super().__init__(n_items, emb_dim=1)
         self.k = k
         self._positions: sp.csr_matrix | None = None  # (S, n_items): last position of item in session, 1-based
 

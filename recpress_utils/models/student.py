@@ -14,7 +14,7 @@ Per position t of a left-padded session:
 3. One ``Conv1d`` per kernel size (default 1, 2, 3; ``n_filters`` each; stride 1) along the
    **time axis**, ReLU, concatenated, dropout 0.5.
 4. A pointwise linear bottleneck (``proj_dim``, = a kernel-1 convolution) and a single output
-   ``Linear(proj_dim, n_items)``; the base's 2-layer MLP head is not used.
+   ``Linear(proj_dim, n_items)``; not the teacher's 2-layer MLP head.
 
 Causality and padding "same". The paper asks for stride 1 and padding "same" so that "the
 output of the NN is an embedding of the next item, given the user's previous interactions":
@@ -71,10 +71,8 @@ class Student(SequentialRecommender):
             raise ValueError("n_filters and proj_dim must be >= 1 (proj_dim may be None)")
         conv_out = n_filters * len(kernel_sizes)
         head_in = conv_out if proj_dim is None else proj_dim
-        super().__init__(n_items, emb_dim, head_in=head_in, mlp_hidden=1, dropout=dropout)
-        # One output layer instead of the base's 2-layer MLP (the padding logit stays masked
-        # by the inherited head()).
-        self.output = nn.Sequential(nn.Linear(head_in, n_items))
+        super().__init__(n_items, emb_dim)
+        self.output = nn.Sequential(nn.Linear(head_in, n_items))  # one output layer, not the paper's MLP
         self.n_heads = n_heads
         self.max_len = max_len
         self.kernel_sizes = kernel_sizes
