@@ -235,6 +235,32 @@ def kd_teachers(cfg: Mapping[str, Any], method: str, size: str, seed: int) -> li
     return teachers
 
 
+def teacher_cache_file(cfg: Mapping[str, Any], checkpoint: str, method: str | None = None) -> str:
+    """The file holding the top-K cache of the teacher whose checkpoint is ``checkpoint``
+    (``<out>/teacher_cache/<run>.pt``, built once by the teacher_cache rule), or "" when the run
+    builds none: no ``distill.top_k``, a teacher that is no trained run of ``runs/`` (a same-size
+    student, a peer trained alongside), or a toolkit ``method`` that does not read the cache."""
+    from recpress_utils.distill import uses_teacher_cache
+
+    path = Path(checkpoint)
+    if cfg["distill"]["top_k"] is None or path.parent.parent.as_posix() != f"{results_folder(cfg)}/runs":
+        return ""
+    if method is not None and (method == KD_CONTROL or kd_online(cfg, method)
+                               or not uses_teacher_cache(cfg["kd"]["methods"][method]["method"])):
+        return ""
+    return f"{results_folder(cfg)}/teacher_cache/{path.parent.name}.pt"
+
+
+def cache_temperatures(cfg: Mapping[str, Any]) -> list[float]:
+    """Every temperature a student of this profile distils at from a cached teacher: the paper's
+    ``distill.temperatures`` and each toolkit method's ``temperature`` (1 when unset, as
+    :func:`recpress_utils.runs.kd_fit` reads it). One teacher pass caches them all."""
+    temperatures = {float(t) for t in cfg["distill"]["temperatures"]}
+    for entry in cfg["kd"]["methods"].values():
+        temperatures.add(float((entry.get("settings") or {}).get("temperature", 1.0)))
+    return sorted(temperatures)
+
+
 def raw_events(cfg: Mapping[str, Any]) -> list[str]:
     """The raw file(s) the prepare stage reads (common.smk ``raw_events``): REES46 CSVs, the two
     files of an SR-GNN folder, or the events CSV a rule writes."""
@@ -364,6 +390,7 @@ def _distill(cfg: dict, p: dict) -> None:  # rule distill (distill.smk), distill
     _fill(p, "teacher_kwargs", lambda: spec.settings)
     _fill(p, "teacher_checkpoint", lambda: f"{out}/runs/{teacher}_s{p['seed']}/model.pt")
     _fill(p, "neighbors_path", lambda: f"{out}/kg/neighbors.pt" if uses_kg(teacher_model) else "")
+    _fill(p, "teacher_cache", lambda: teacher_cache_file(cfg, p["teacher_checkpoint"]) if p["top_k"] is not None else "")
     _fill(p, "run_dir", lambda: f"{out}/runs/student-T{p['temperature']:g}_s{p['seed']}")
     _fill(p, "student_kwargs", lambda: model_spec(cfg, "student").settings)
     _fill(p, "train", lambda: student_train(cfg))
@@ -384,6 +411,8 @@ def _kd(cfg: dict, p: dict) -> None:  # rule kd (kd.smk), kd_inputs (common.smk)
     _fill(p, "student_loss", lambda: {"loss": student.loss, "loss_settings": student.loss_settings})
     _fill(p, "top_k", lambda: cfg["distill"]["top_k"])
     _fill(p, "negatives", lambda: cfg["distill"]["negatives"])
+    _fill(p, "teacher_cache", lambda: teacher_cache_file(cfg, p["teachers"][0]["checkpoint"], p["method"])
+          if p["teachers"] and p["top_k"] is not None else "")
     _fill(p, "train", lambda: student_train(cfg))
 
 
@@ -413,10 +442,10 @@ STAGES: dict[str, tuple[tuple[str, ...], Callable[[dict, dict], None]]] = {
     "04_train_model": (("model", "spec", "node2vec", "seed", "prepared_dir", "neighbors_path",
                         "node2vec_path", "run_dir", "train", "threads"), _train_model),
     "05_distill": (("temperature", "hard_weight", "top_k", "negatives", "seed", "prepared_dir", "teacher_model",
-                    "teacher_kwargs", "teacher_checkpoint", "neighbors_path", "run_dir",
+                    "teacher_kwargs", "teacher_checkpoint", "neighbors_path", "teacher_cache", "run_dir",
                     "student_kwargs", "train", "threads"), _distill),
     "09_kd": (("size", "method", "seed", "method_spec", "teachers", "prepared_dir", "run_dir", "student_kwargs",
-               "student_loss", "top_k", "negatives", "train", "threads"), _kd),
+               "student_loss", "top_k", "negatives", "teacher_cache", "train", "threads"), _kd),
     "06_benchmark": (("prepared_dir", "runs", "teacher", "baseline", "student", "neighbors_path",
                       "graph_path", "out_path", "repeats", "n_single", "data_seed",
                       "catalogue_sizes", "threads"), _benchmark),

@@ -22,7 +22,8 @@ from recpress_utils.io import atomic_path, read_json, write_json
 from recpress_utils.models import MODELS, build_model, uses_kg
 from recpress_utils.names import PAPER_NAMES, PEER_NAMES, student_name
 from recpress_utils.sequences import Sessions, load_sessions, n_items
-from recpress_utils.distill.teacher_cache import build_teacher_cache
+from recpress_utils.distill.teacher_cache import (TeacherCache, build_teacher_cache, build_teacher_caches,
+                                                  load_teacher_cache, save_teacher_caches)
 from recpress_utils.losses import LOSSES, LossFn, PopularityPool, build_loss, check_loss
 from recpress_utils.train import (FitResult, TrainConfig, budget_windows, count_parameters, eval_sample, evaluate, fit,
                                   pick_device, set_determinism)
@@ -250,29 +251,26 @@ def distill_run(
     progress: bool = True,
     top_k: int | None = None,
     negatives: Mapping[str, Any] | None = None,
+    teacher_cache: str | Path | None = None,
 ) -> tuple[torch.nn.Module, FitResult, dict[str, Any]]:
     """Distil the frozen best teacher into the student at ``temperature`` (SPEC section 5).
 
     ``teacher`` holds ``model``, ``model_kwargs``, ``checkpoint`` and ``neighbors_path`` (or None).
     Teacher logits are computed on the fly on training batches only; with ``top_k`` the
     teacher's top-K per training prefix is computed once, before training, and the student is
-    distilled from that (:mod:`recpress_utils.distill.teacher_cache`; its seconds are in the metrics).
-    ``negatives`` (``n_negatives``, ``uniform_mix``; needs ``top_k``) lets the student score only
-    those K items and a popularity pool per batch, seeded by ``seed``.
+    distilled from that (:mod:`recpress_utils.distill.teacher_cache`; its seconds are in the metrics),
+    read from the file ``teacher_cache`` when the pipeline built it once for every temperature
+    (:func:`teacher_cache_run`). ``negatives`` (``n_negatives``, ``uniform_mix``; needs ``top_k``)
+    lets the student score only those K items and a popularity pool per batch, seeded by ``seed``.
     """
     set_determinism(seed, threads)
     splits = {s: load_sessions(prepared_dir, s) for s in ("train", "valid", "test")}
-    net_teacher = build_for_data(teacher["model"], prepared_dir, teacher["model_kwargs"],
-                                 neighbors_path=teacher.get("neighbors_path"))
-    net_teacher.load_state_dict(torch.load(teacher["checkpoint"]))
-    net_teacher.to(pick_device(train_cfg.device))
+    net_teacher = _trained_teacher(prepared_dir, teacher, train_cfg)
     student = build_for_data("student", prepared_dir, student_kwargs)
-    cache, cache_seconds = None, 0.0
+    cache, cache_info = None, None
     if top_k is not None:
-        started = time.perf_counter()
-        cache = build_teacher_cache(net_teacher, budget_windows(splits["train"], train_cfg, seed), top_k,
-                                    temperature, train_cfg.eval_batch_size, progress)
-        cache_seconds = time.perf_counter() - started
+        cache, cache_info = _teacher_cache(net_teacher, splits["train"], train_cfg, seed, top_k, temperature,
+                                           teacher_cache, progress)
     pool = None if negatives is None else PopularityPool(train_counts(prepared_dir), seed=seed, **negatives)
     loss = distillation_loss(net_teacher, temperature, hard_weight, positions=train_cfg.loss_positions, cache=cache,
                              pool=pool)
@@ -285,8 +283,7 @@ def distill_run(
         "model_kwargs": student_kwargs,
         "temperature": temperature,
         "hard_weight": hard_weight,
-        "teacher_cache": None if cache is None else {"top_k": top_k, "prefixes": len(cache.keys),
-                                                     "seconds": round(cache_seconds, 1),
+        "teacher_cache": None if cache is None else {**cache_info,
                                                      "negatives": None if negatives is None else dict(negatives)},
         "teacher": {k: str(v) if isinstance(v, Path) else v for k, v in teacher.items()},
     }
@@ -306,8 +303,9 @@ class KDJob:
     fresh peer of the first teacher's architecture with that loss instead of loading it.
     ``student_loss`` (``loss``, ``loss_settings``) is the student's own loss, the control's and
     every method's hard term. With ``top_k``, methods that read the teacher's top-K (soft labels,
-    RD, RRD) get it cached once per training prefix; ``negatives`` gives soft labels the student's
-    sampled pool (as :func:`distill_run`).
+    RD, RRD) get it cached once per training prefix, from the file ``teacher_cache`` (of the first
+    teacher, :func:`teacher_cache_run`) where the pipeline built one; ``negatives`` gives soft
+    labels the student's sampled pool (as :func:`distill_run`).
     """
 
     method: str | None
@@ -320,6 +318,7 @@ class KDJob:
     threads: int
     top_k: int | None = None
     negatives: Mapping[str, Any] | None = None
+    teacher_cache: str | None = None
 
 
 def kd_run(
@@ -381,13 +380,11 @@ def kd_fit(
                            student_loss.get("loss_settings"), item_counts=counts)
     settings = dict((method_settings or {}).get("settings") or {})
     loss: LossFn = base_loss
-    cache, cache_seconds = None, 0.0
+    cache, cache_info = None, None
     if method is not None:
         if top_k is not None and uses_teacher_cache(kind) and nets:
-            started = time.perf_counter()
-            cache = build_teacher_cache(nets[0], budget_windows(splits["train"], train_cfg, seed), top_k,
-                                        float(settings.get("temperature", 1.0)), train_cfg.eval_batch_size, progress)
-            cache_seconds = time.perf_counter() - started
+            cache, cache_info = _teacher_cache(nets[0], splits["train"], train_cfg, seed, top_k,
+                                               float(settings.get("temperature", 1.0)), job.teacher_cache, progress)
         pool = None if negatives is None or cache is None else PopularityPool(counts, seed=seed, **negatives)
         context: dict[str, Any] = {"base_loss": base_loss, "positions": train_cfg.loss_positions, "seed": seed,
                                    "cache": cache, "pool": pool,
@@ -401,12 +398,62 @@ def kd_fit(
                  checkpoint=checkpoint, keep_checkpoint=checkpoint is not None)
     kd_info = {"name": method, "method": kind, "spec": dict(method_settings or {}), "student_loss": dict(student_loss),
                "teachers": teachers,
-               "teacher_cache": None if cache is None else {"top_k": top_k, "prefixes": len(cache.keys),
-                                                             "seconds": round(cache_seconds, 1)},
+               "teacher_cache": cache_info,
                "method_parameters": count_parameters(loss) if isinstance(loss, torch.nn.Module) else 0}
     return student, result, kd_info
 
 
+def _trained_teacher(prepared_dir: str | Path, teacher: Mapping[str, Any], train_cfg: TrainConfig) -> torch.nn.Module:
+    """The trained ``teacher`` (``model``, ``model_kwargs``, ``checkpoint``, ``neighbors_path``)
+    loaded from its checkpoint onto the run's device."""
+    net = build_for_data(teacher["model"], prepared_dir, teacher["model_kwargs"],
+                         neighbors_path=teacher.get("neighbors_path") or None)
+    net.load_state_dict(torch.load(teacher["checkpoint"]))
+    return net.to(pick_device(train_cfg.device))
+
+
+def _teacher_cache(teacher: torch.nn.Module, train: Sessions, train_cfg: TrainConfig, seed: int, top_k: int,
+                   temperature: float, path: str | Path | None,
+                   progress: bool) -> tuple[TeacherCache, dict[str, Any]]:
+    """The teacher's top-K cache at ``temperature`` and what the run records of it: read from
+    ``path`` (built once by :func:`teacher_cache_run`; its build seconds are that job's) or, with
+    no path, built here for this run alone."""
+    if path:
+        cache, info = load_teacher_cache(path, temperature)
+        if cache.top_k != top_k:
+            raise ValueError(f"{path}: teacher cache keeps the top {cache.top_k}, the run asks for {top_k}")
+        return cache, {"top_k": top_k, "prefixes": len(cache.keys), "seconds": info["seconds"], "file": str(path)}
+    started = time.perf_counter()
+    cache = build_teacher_cache(teacher, budget_windows(train, train_cfg, seed), top_k, temperature,
+                                train_cfg.eval_batch_size, progress)
+    return cache, {"top_k": top_k, "prefixes": len(cache.keys), "seconds": round(time.perf_counter() - started, 1)}
+
+
+def teacher_cache_run(
+    prepared_dir: str | Path,
+    out: str | Path,
+    teacher: Mapping[str, Any],
+    train_cfg: TrainConfig,
+    seed: int,
+    threads: int,
+    top_k: int,
+    temperatures: list[float],
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Build the trained ``teacher``'s top-K cache over the student's training windows of
+    ``seed`` once, at every temperature its students distil at, and write it to ``out``: the
+    pipeline's distill and kd jobs of that teacher read it instead of each running the teacher
+    over every training prefix again (minutes per job at 40k items). ``teacher`` as in
+    :func:`distill_run`. Returns what the file records besides the cache."""
+    set_determinism(seed, threads)
+    net = _trained_teacher(prepared_dir, teacher, train_cfg)
+    started = time.perf_counter()
+    caches = build_teacher_caches(net, budget_windows(load_sessions(prepared_dir, "train"), train_cfg, seed), top_k,
+                                  temperatures, train_cfg.eval_batch_size, progress)
+    info = {"teacher": str(teacher["checkpoint"]), "seed": seed, "top_k": top_k, "temperatures": sorted(caches),
+            "prefixes": len(next(iter(caches.values())).keys), "seconds": round(time.perf_counter() - started, 1)}
+    save_teacher_caches(caches, out, info)
+    return info
 
 
 def _finish_run(

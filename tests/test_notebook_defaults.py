@@ -129,7 +129,7 @@ def test_resolve_gives_every_pipeline_job_its_parameters(tmp_path):
 
 def test_resolve_keeps_given_values_without_reading_the_config():
     given = {"temperature": 2.0, "hard_weight": 0.5, "top_k": 100, "negatives": {"n_negatives": 64}, "seed": 7, "prepared_dir": "p", "teacher_model": "baseline",
-             "teacher_kwargs": {}, "teacher_checkpoint": "t.pt", "neighbors_path": "", "run_dir": "r",
+             "teacher_kwargs": {}, "teacher_checkpoint": "t.pt", "neighbors_path": "", "teacher_cache": "", "run_dir": "r",
              "student_kwargs": {"dropout": 0.1}, "train": {}, "threads": 3, "unrelated": 1}
     expected = {k: v for k, v in given.items() if k != "unrelated"}
     assert rc.resolve("05_distill", given, profile="no/such/profile.yaml") == expected

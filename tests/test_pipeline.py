@@ -158,9 +158,12 @@ def test_only_the_published_profiles_publish_into_reports(tmp_path):
 def test_the_teacher_is_a_setting_everywhere(tiny_run, tmp_path):
     """With `distill.teacher: sasrec` the students learn from SASRec, the latency benchmark and
     the claims name SASRec as the teacher, and no graph-traversal timer is built for it; the
-    student's own `train` settings reach the distilled students as well as the hard-label one."""
+    student's own `train` settings reach the distilled students as well as the hard-label one.
+    With `distill.top_k`, SASRec's top-K is cached once, in one file for every temperature, that
+    the students of all four temperatures and the toolkit's soft labels read."""
     profile = tiny_subset(tmp_path / "teacher.yaml", **TINY_SUBSET, results_dir=str(tmp_path / "results"),
-                          distill={"teacher": "sasrec"}, models={"student": {"train": {"epochs": 1}}})
+                          distill={"teacher": "sasrec", "top_k": 20},
+                          models={"student": {"train": {"epochs": 1}}})
     proc = _snakemake("--cores", "2", "--configfile", str(profile), check=False)
     assert proc.returncode == 0, proc.stderr[-4000:]
     out = tmp_path / "results" / "synthetic"
@@ -169,6 +172,12 @@ def test_the_teacher_is_a_setting_everywhere(tiny_run, tmp_path):
     toolkit = json.loads((out / "kd" / "e16" / "soft_s42" / "metrics.json").read_text())
     assert [t["checkpoint"].split("/")[-2] for t in toolkit["kd"]["teachers"]] == ["sasrec_s42"], \
         "the toolkit's methods default to the same teacher"
+    cache = str(out / "teacher_cache" / "sasrec_s42.pt")
+    for run in (student, *(json.loads((out / "runs" / f"student-T{t}_s42" / "metrics.json").read_text())
+                           for t in ("0.5", "2", "5"))):
+        assert run["teacher_cache"]["top_k"] == 20 and run["teacher_cache"]["file"] == cache
+    assert toolkit["kd"]["teacher_cache"]["file"] == cache
+    assert list((out / "benchmarks").glob("05_teacher_cache_*.tsv")) == [out / "benchmarks" / "05_teacher_cache_sasrec_s42.tsv"]
     hard = json.loads((out / "runs" / "student_s42" / "metrics.json").read_text())
     assert student["train_config"]["epochs"] == hard["train_config"]["epochs"] == 1, \
         "distilled and hard-label students train with the student's own settings"

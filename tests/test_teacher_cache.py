@@ -12,7 +12,9 @@ import torch
 from recpress_utils.distill import distillation_loss, kd_loss
 from recpress_utils.sequences import Sessions, left_pad, train_batches
 from recpress_utils.losses import PopularityPool, output_states, sampled_softmax_loss
-from recpress_utils.distill.teacher_cache import build_teacher_cache, cached_kd_loss, prefix_keys, sampled_cached_kd_loss
+from recpress_utils.distill.teacher_cache import (build_teacher_cache, build_teacher_caches, cached_kd_loss,
+                                                  load_teacher_cache, prefix_keys, sampled_cached_kd_loss,
+                                                  save_teacher_caches)
 from tests.test_distill import N_ITEMS, batch, logits, models
 
 
@@ -205,3 +207,70 @@ def test_the_hard_term_with_a_pool_is_the_sampled_softmax_over_the_same_pool() -
                                 negatives, pools[2].log_expected_count)
     torch.testing.assert_close(both, kd + 0.5 * hard)
 
+
+
+def test_one_pass_caches_every_temperature_as_separate_builds_would(tmp_path) -> None:
+    """The pipeline runs the teacher once per seed for all of its students' temperatures: each
+    temperature's cache is the one a build at that temperature alone gives, and survives a round
+    trip through the file the distill and kd jobs read."""
+    _, teacher = models(4)
+    train = windows(4, n=12)
+    caches = build_teacher_caches(teacher, train, top_k=5, temperatures=[2, 0.5, 1], progress=False)
+    assert sorted(caches) == [0.5, 1.0, 2.0]
+    path = tmp_path / "cache.pt"
+    save_teacher_caches(caches, path, {"seconds": 1.5})
+    assert not list(tmp_path.glob("*.partial"))
+    for temperature in (0.5, 1.0, 2.0):
+        alone = build_teacher_cache(teacher, train, top_k=5, temperature=temperature, progress=False)
+        loaded, info = load_teacher_cache(path, temperature)
+        assert info == {"seconds": 1.5}
+        for cache in (caches[temperature], loaded):
+            assert cache.temperature == temperature and np.array_equal(cache.keys, alone.keys)
+            assert torch.equal(cache.items, alone.items) and torch.equal(cache.logits, alone.logits)
+            assert torch.equal(cache.rest_lse, alone.rest_lse)
+    with pytest.raises(ValueError, match=r"cache.pt: teacher cache built for T in \[0.5, 1.0, 2.0\], not 5"):
+        load_teacher_cache(path, 5)
+
+
+def test_the_run_reads_the_cache_file_and_records_its_build(tmp_path) -> None:
+    """A run given the pipeline's cache file distils from it (no second teacher pass) and records
+    the build's seconds and the file; one that asks for another K is refused."""
+    from recpress_utils.runs import _teacher_cache
+    from recpress_utils.train import TrainConfig
+
+    _, teacher = models(5)
+    train = windows(5, n=12)
+    cfg = TrainConfig(max_len=10)
+    built, built_info = _teacher_cache(teacher, train, cfg, 0, 5, 1.0, None, progress=False)
+    assert set(built_info) == {"top_k", "prefixes", "seconds"}
+    path = tmp_path / "t.pt"
+    save_teacher_caches({1.0: built}, path, {"seconds": 12.0})
+    read, info = _teacher_cache(None, train, cfg, 0, 5, 1.0, path, progress=False)
+    assert info == {"top_k": 5, "prefixes": len(built.keys), "seconds": 12.0, "file": str(path)}
+    assert torch.equal(read.logits, built.logits)
+    with pytest.raises(ValueError, match="keeps the top 5, the run asks for 7"):
+        _teacher_cache(None, train, cfg, 0, 7, 1.0, path, progress=False)
+
+
+def test_one_cache_file_per_trained_teacher_and_seed_at_every_students_temperature() -> None:
+    """With `distill.top_k`, the paper's students and the toolkit's cache-reading methods of a
+    teacher share one file; methods that read no cache, same-size student teachers (born-again)
+    and peers trained alongside get none, and neither does a profile without `top_k`."""
+    from recpress_utils import config as rc
+
+    plain = rc.load_config("config/tiny.yaml")
+    teacher = "results/tiny/synthetic/runs/mixed_attention-n2v_s43/model.pt"
+    assert rc.teacher_cache_file(plain, teacher) == ""
+    cfg = rc.load_config("config/tiny.yaml", {"distill": {"top_k": 20}})
+    assert rc.teacher_cache_file(cfg, teacher) == "results/tiny/synthetic/teacher_cache/mixed_attention-n2v_s43.pt"
+    assert rc.teacher_cache_file(cfg, teacher, "rd") == rc.teacher_cache_file(cfg, teacher, "soft")
+    for method in ("hint", "dml", "control"):
+        assert rc.teacher_cache_file(cfg, teacher, method) == "", method
+    assert rc.teacher_cache_file(cfg, "results/tiny/synthetic/kd/e16/control_s42/model.pt", "born_again") == ""
+    assert rc.cache_temperatures(cfg) == [0.5, 1.0, 2.0, 5.0]
+    hot = rc.load_config("config/tiny.yaml", {"distill": {"top_k": 20},
+                                              "kd": {"methods": {"soft": {"method": "soft_labels",
+                                                                          "settings": {"temperature": 3}}}}})
+    assert rc.cache_temperatures(hot) == [0.5, 1.0, 2.0, 3.0, 5.0]
+    resolved = rc.resolve("05_distill", {"temperature": 2.0}, None, verbose=False)
+    assert resolved["teacher_cache"] == "", "the default profile distils on the fly"

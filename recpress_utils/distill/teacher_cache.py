@@ -17,7 +17,11 @@ is therefore what the on-the-fly teacher would say, computed once per run instea
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -72,19 +76,30 @@ class TeacherCache:
         return self.items[index], self.logits[index], self.rest_lse[index]
 
 
-@torch.no_grad()
 def build_teacher_cache(teacher: nn.Module, windows: Sessions, top_k: int, temperature: float,
                         batch_size: int = 256, progress: bool = True, max_logits: int = 1 << 26) -> TeacherCache:
+    """The cache of :func:`build_teacher_caches` at one ``temperature``."""
+    return build_teacher_caches(teacher, windows, top_k, [temperature], batch_size, progress, max_logits)[
+        float(temperature)]
+
+
+@torch.no_grad()
+def build_teacher_caches(teacher: nn.Module, windows: Sessions, top_k: int, temperatures: Sequence[float],
+                         batch_size: int = 256, progress: bool = True,
+                         max_logits: int = 1 << 26) -> dict[float, TeacherCache]:
     """Run the frozen ``teacher`` once over the training ``windows`` (already cut to the
     student's ``max_len``, as :func:`~recpress_utils.train.budget_windows` does) and keep,
     per distinct prefix with a target, its ``top_k`` items and logits and the rest's log-mass at
-    ``temperature``. Windows are visited by length, so each batch is padded little; a batch holds
-    at most ``batch_size`` windows and ``max_logits`` logits (256 MB: 447 positions at 150k items),
-    so the catalogue's size never decides the peak memory."""
+    each of ``temperatures``: one teacher pass serves every temperature (the top-K and its logits
+    do not depend on T; only the bucket's mass does), and the caches share those tensors.
+    Windows are visited by length, so each batch is padded little; a batch holds at most
+    ``batch_size`` windows and ``max_logits`` logits (256 MB: 447 positions at 150k items), so
+    the catalogue's size never decides the peak memory."""
     if top_k < 1:
         raise ValueError(f"top_k must be >= 1, got {top_k}")
-    if temperature <= 0:
-        raise ValueError(f"temperature must be > 0, got {temperature}")
+    temperatures = sorted({float(t) for t in temperatures})
+    if not temperatures or temperatures[0] <= 0:
+        raise ValueError(f"temperatures must be > 0, got {temperatures}")
     if not any(len(s) > 1 for s in windows.items):
         raise ValueError("no training window has a target: nothing to cache")
     teacher.eval()
@@ -99,15 +114,46 @@ def build_teacher_cache(teacher: nn.Module, windows: Sessions, top_k: int, tempe
         logits = logits_at(teacher, inputs.to(device), mask.to(device))[:, 1:].float()
         k = min(top_k, logits.shape[1])
         top_logits, top_index = logits.topk(k, dim=1)
-        rest = (logits / temperature).scatter(1, top_index, float("-inf")).logsumexp(dim=1)
+        rest = logits.scatter(1, top_index, float("-inf"))
         parts["keys"].append(prefix_keys(inputs)[mask.numpy()])
         parts["items"].append(top_index.cpu() + 1)
         parts["logits"].append(top_logits.cpu())
-        parts["rest"].append(rest.cpu())
+        parts["rest"].append(torch.stack([(rest / t).logsumexp(dim=1) for t in temperatures], dim=1).cpu())
     keys, first = np.unique(np.concatenate(parts["keys"]), return_index=True)  # a shared prefix: one row
     index = torch.from_numpy(first.astype(np.int64))
     items, logits, rest = (torch.cat(parts[name])[index] for name in ("items", "logits", "rest"))
-    return TeacherCache(keys, items.long(), logits, rest, float(temperature))
+    items = items.long()
+    return {t: TeacherCache(keys, items, logits, rest[:, j].contiguous(), t) for j, t in enumerate(temperatures)}
+
+
+def save_teacher_caches(caches: Mapping[float, TeacherCache], path: str | Path, info: Mapping[str, Any]) -> None:
+    """Write the caches of one teacher pass (:func:`build_teacher_caches`) to ``path`` with
+    ``info`` (what built them: teacher, seed, seconds), atomically: a killed job leaves no
+    half-written cache for the next job to trust."""
+    first = next(iter(caches.values()))
+    temperatures = sorted(caches)
+    state = {"keys": torch.from_numpy(first.keys.view(np.int64)), "items": first.items.int(),
+             "logits": first.logits, "temperatures": torch.tensor(temperatures, dtype=torch.float64),
+             "rest_lse": torch.stack([caches[t].rest_lse for t in temperatures], dim=1),
+             "info": json.dumps(dict(info))}
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    torch.save(state, partial)
+    partial.replace(path)
+
+
+def load_teacher_cache(path: str | Path, temperature: float) -> tuple[TeacherCache, dict[str, Any]]:
+    """The cache at ``temperature`` from a file of :func:`save_teacher_caches`, and its info; a
+    temperature the file was not built for is an error naming the ones it has."""
+    state = torch.load(path, weights_only=True)
+    temperatures = state["temperatures"].tolist()
+    matches = [j for j, t in enumerate(temperatures) if abs(t - float(temperature)) < 1e-9]
+    if not matches:
+        raise ValueError(f"{path}: teacher cache built for T in {temperatures}, not {float(temperature):g}")
+    cache = TeacherCache(state["keys"].numpy().view(np.uint64), state["items"].long(), state["logits"],
+                         state["rest_lse"][:, matches[0]].contiguous(), float(temperatures[matches[0]]))
+    return cache, json.loads(state["info"])
 
 
 def _batches(targets: list[int], max_rows: int, max_positions: int) -> list[tuple[int, int]]:
@@ -191,4 +237,3 @@ def _top_and_rest_kl(log_q_top: Tensor, log_q_rest: Tensor, teacher_logits: Tens
     p_rest = log_p_rest.exp()
     kl_rest = torch.where(p_rest > 0, p_rest * (log_p_rest - log_q_rest), torch.zeros_like(p_rest))
     return temperature ** 2 * (kl_top + kl_rest).mean()
-

@@ -179,6 +179,8 @@ def kd_inputs(wildcards):
         inputs["teachers"] = [teacher["checkpoint"] for teacher in teachers]
     if any(teacher["neighbors_path"] for teacher in teachers):
         inputs["neighbors"] = f"{OUT}/kg/neighbors.pt"
+    if teachers and (cache := settings.teacher_cache_file(config, teachers[0]["checkpoint"], wildcards.method)):
+        inputs["cache"] = cache
     return inputs
 
 
@@ -193,6 +195,28 @@ def distill_inputs(wildcards):
     }
     if reads_kg(TEACHER_MODEL):
         inputs["neighbors"] = f"{OUT}/kg/neighbors.pt"
+    if cache := settings.teacher_cache_file(config, inputs["teacher"]):
+        inputs["cache"] = cache
+    return inputs
+
+
+def teacher_cache_teacher(wildcards):
+    """The teacher a cache is built from: its architecture, settings, checkpoint and KG tables."""
+    spec = model_spec(wildcards.group.removesuffix("-n2v"))
+    return {
+        "model": spec.architecture,
+        "model_kwargs": spec.settings,
+        "checkpoint": f"{OUT}/runs/{wildcards.group}_s{wildcards.seed}/model.pt",
+        "neighbors_path": f"{OUT}/kg/neighbors.pt" if reads_kg(wildcards.group.removesuffix("-n2v")) else "",
+    }
+
+
+def teacher_cache_inputs(wildcards):
+    """A teacher cache reads the training split, the teacher's checkpoint and its KG tables."""
+    teacher = teacher_cache_teacher(wildcards)
+    inputs = {"train": f"{OUT}/prepared/train.parquet", "teacher": teacher["checkpoint"]}
+    if teacher["neighbors_path"]:
+        inputs["neighbors"] = teacher["neighbors_path"]
     return inputs
 
 
