@@ -30,6 +30,7 @@ from torch import Tensor, nn
 from tqdm import tqdm
 
 from recpress_utils.distill.base import logits_at
+from recpress_utils.io import atomic_path
 from recpress_utils.sequences import Sessions, left_pad
 
 #: odd 64-bit multiplier of the rolling hash (from SplitMix64); arithmetic wraps modulo 2^64
@@ -136,11 +137,8 @@ def save_teacher_caches(caches: Mapping[float, TeacherCache], path: str | Path, 
              "logits": first.logits, "temperatures": torch.tensor(temperatures, dtype=torch.float64),
              "rest_lse": torch.stack([caches[t].rest_lse for t in temperatures], dim=1),
              "info": json.dumps(dict(info))}
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    torch.save(state, partial)
-    partial.replace(path)
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
 
 
 def load_teacher_cache(path: str | Path, temperature: float) -> tuple[TeacherCache, dict[str, Any]]:
