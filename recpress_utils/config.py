@@ -214,23 +214,31 @@ def kd_teacher_groups(cfg: Mapping[str, Any], method: str) -> list[str]:
     return [teachers] if isinstance(teachers, str) else list(teachers)
 
 
-def kd_teachers(cfg: Mapping[str, Any], method: str, size: str, seed: int) -> list[dict[str, Any]]:
-    """What the run needs of each teacher: architecture, settings, checkpoint (of the same seed),
-    KG tables, and its own loss (a peer trained online uses it)."""
+def teacher_record(cfg: Mapping[str, Any], group: str, seed: int) -> dict[str, Any]:
+    """What a job needs to load the trained teacher of run group ``group`` (``mixed_attention-n2v``,
+    ``sasrec``) at ``seed``: architecture, settings, checkpoint and KG tables ("" when it reads none).
+    The one description of a teacher that the teacher-cache rule and the toolkit's jobs share."""
     from recpress_utils.models import uses_kg
 
-    out, teachers = results_folder(cfg), []
+    out, spec = results_folder(cfg), model_spec(cfg, group.removesuffix("-n2v"))
+    return {"model": spec.architecture, "model_kwargs": spec.settings,
+            "checkpoint": f"{out}/runs/{group}_s{seed}/model.pt",
+            "neighbors_path": f"{out}/kg/neighbors.pt" if uses_kg(spec.architecture) else ""}
+
+
+def kd_teachers(cfg: Mapping[str, Any], method: str, size: str, seed: int) -> list[dict[str, Any]]:
+    """What the run needs of each teacher: its :func:`teacher_record` (of the same seed) and its own
+    loss (a peer trained online uses it); the no-KD control stands in for a same-size teacher."""
+    teachers = []
     for group in kd_teacher_groups(cfg, method):
         if group == KD_CONTROL:
             student = model_spec(cfg, "student")
             teachers.append({"model": "student", "model_kwargs": kd_student(cfg, size), "neighbors_path": "",
-                             "checkpoint": f"{out}/kd/{size}/{KD_CONTROL}_s{seed}/model.pt",
+                             "checkpoint": f"{results_folder(cfg)}/kd/{size}/{KD_CONTROL}_s{seed}/model.pt",
                              "loss": student.loss, "loss_settings": student.loss_settings})
             continue
         spec = model_spec(cfg, group.removesuffix("-n2v"))
-        teachers.append({"model": spec.architecture, "model_kwargs": spec.settings,
-                         "neighbors_path": f"{out}/kg/neighbors.pt" if uses_kg(spec.architecture) else "",
-                         "checkpoint": f"{out}/runs/{group}_s{seed}/model.pt",
+        teachers.append({**teacher_record(cfg, group, seed),
                          "loss": spec.loss, "loss_settings": spec.loss_settings})
     return teachers
 

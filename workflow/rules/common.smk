@@ -200,20 +200,9 @@ def distill_inputs(wildcards):
     return inputs
 
 
-def teacher_cache_teacher(wildcards):
-    """The teacher a cache is built from: its architecture, settings, checkpoint and KG tables."""
-    spec = model_spec(wildcards.group.removesuffix("-n2v"))
-    return {
-        "model": spec.architecture,
-        "model_kwargs": spec.settings,
-        "checkpoint": f"{OUT}/runs/{wildcards.group}_s{wildcards.seed}/model.pt",
-        "neighbors_path": f"{OUT}/kg/neighbors.pt" if reads_kg(wildcards.group.removesuffix("-n2v")) else "",
-    }
-
-
 def teacher_cache_inputs(wildcards):
     """A teacher cache reads the training split, the teacher's checkpoint and its KG tables."""
-    teacher = teacher_cache_teacher(wildcards)
+    teacher = settings.teacher_record(config, wildcards.group, int(wildcards.seed))
     inputs = {"train": f"{OUT}/prepared/train.parquet", "teacher": teacher["checkpoint"]}
     if teacher["neighbors_path"]:
         inputs["neighbors"] = teacher["neighbors_path"]

@@ -55,7 +55,7 @@ rule teacher_cache:
             {
                 "prepared_dir": os.path.dirname(input.train),
                 "out": str(output),
-                "teacher": teacher_cache_teacher(wildcards),
+                "teacher": settings.teacher_record(config, wildcards.group, int(wildcards.seed)),
                 "train": STUDENT_TRAIN,
                 "seed": int(wildcards.seed),
                 "top_k": config["distill"]["top_k"],
