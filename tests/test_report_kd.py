@@ -92,8 +92,8 @@ def test_the_tiny_profile_runs_every_method_at_two_sizes() -> None:
     multi = rc.kd_teachers(cfg, "multi", "e64", 42)
     assert [t["model"] for t in multi] == ["mixed_attention", "sasrec", "gru4rec"]
     assert multi[0]["neighbors_path"].endswith("kg/neighbors.pt") and multi[1]["neighbors_path"] == ""
-    record = rc.teacher_record(cfg, "mixed_attention", 42)  # the record the teacher-cache rule builds from
-    assert {key: multi[0][key] for key in record} == record and record["checkpoint"].endswith("runs/mixed_attention_s42/model.pt")
+    record = rc.teacher_record(cfg, "mixed_attention-n2v", 42)  # the record the teacher-cache rule builds from
+    assert {key: multi[0][key] for key in record} == record and record["checkpoint"].endswith("runs/mixed_attention-n2v_s42/model.pt")
     assert rc.kd_online(cfg, "dml") and not rc.kd_online(cfg, "rd") and not rc.kd_online(cfg, "control")
 
 
