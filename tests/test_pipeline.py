@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from recpress_utils.paths import REPO_ROOT
-from tests.conftest import TINY_SUBSET, tiny_subset
+from tests.conftest import RETRY, TINY_SUBSET, tiny_subset
 
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 PEERS = yaml.safe_load((REPO_ROOT / "config" / "config.yaml").read_text())["peers"]
@@ -164,7 +164,7 @@ def test_the_teacher_is_a_setting_everywhere(tiny_run, tmp_path):
     profile = tiny_subset(tmp_path / "teacher.yaml", **TINY_SUBSET, results_dir=str(tmp_path / "results"),
                           distill={"teacher": "sasrec", "top_k": 20},
                           models={"student": {"train": {"epochs": 1}}})
-    proc = _snakemake("--cores", "2", "--configfile", str(profile), check=False)
+    proc = _snakemake("--cores", "2", *RETRY, "--configfile", str(profile), check=False)
     assert proc.returncode == 0, proc.stderr[-4000:]
     out = tmp_path / "results" / "synthetic"
     student = json.loads((out / "runs" / "student-T1_s42" / "metrics.json").read_text())
