@@ -201,11 +201,12 @@ def test_build_model_rejects_typos() -> None:
     assert isinstance(build_model("mixed_attention", N_ITEMS, n_heads=2), MixedAttention)
 
 
-def test_teacher_projects_all_items_only_as_a_shortcut():
-    """Projecting every item once and gathering gives the same KG attention as per-lookup projection."""
+def test_teacher_kg_attention_of_an_item_does_not_depend_on_its_batch():
+    """Keys and values are projected once per distinct neighbour of the batch and gathered: an
+    item's KG attention is the same in a batch of 2 items as among all of them."""
     torch.manual_seed(0)
     model = tiny_model("mixed_attention").eval()
-    few = torch.tensor([1, 2])  # 2 x M lookups < n_items: per-lookup path
-    many = torch.arange(1, N_ITEMS)  # (N-1) x M lookups > n_items: project-all path
+    few = torch.tensor([1, 2])
+    many = torch.arange(1, N_ITEMS)
     with torch.no_grad():
         assert torch.allclose(model._kg_attention(few), model._kg_attention(many)[:2], atol=1e-6)
