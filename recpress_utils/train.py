@@ -332,3 +332,36 @@ def _load_checkpoint(path: str | Path | None, key: dict[str, Any]) -> dict[str, 
 
 def count_parameters(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
+
+
+def benchmark_optimiser(n_items: int = 37_484, dim: int = 64, repeats: int = 7, threads: int = 1
+                        ) -> dict[str, float]:
+    """Milliseconds per AdamW step over the student's parameters at ``n_items``, for torch's
+    default kernel, ``foreach`` and ``fused`` (what :func:`adamw` picks), timed in turns
+    (:func:`recpress_utils.latency.time_in_turns`), so shared cores slow them alike."""
+    from recpress_utils.latency import time_in_turns
+    from recpress_utils.models import build_model
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    params = list(build_model("student", n_items, emb_dim=dim).parameters())
+    print(f"the student at {n_items:,} items: {sum(p.numel() for p in params):,} parameters")
+    for p in params:
+        p.grad = torch.randn_like(p)
+    kinds = {"default": {"foreach": False}, "foreach": {"foreach": True}, "fused": {"fused": True}}
+    steps = {name: torch.optim.AdamW(params, lr=1e-3, weight_decay=0.01, **kw).step for name, kw in kinds.items()}
+    ms = {name: 1000 * t["median"] for name, t in time_in_turns(steps, repeats, warmup=1).items()}
+    for name, value in ms.items():
+        print(f"AdamW {name:8s} {value:8.1f} ms per step  ({ms['default'] / value:.1f}x the default)")
+    return ms
+
+
+if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Time one AdamW step per kernel (python -m recpress_utils.train).")
+    parser.add_argument("--n-items", type=int, default=37_484, help="catalogue size (default: Yoochoose 1/64's)")
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+    benchmark_optimiser(args.n_items, threads=args.threads)
+

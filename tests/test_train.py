@@ -10,7 +10,7 @@ import torch
 
 from recpress_utils.runs import ModelSpec, cold_test_targets, evaluate_test, load_run, train_run
 from recpress_utils.sequences import load_sessions
-from recpress_utils.train import TrainConfig, adamw, budget_windows, evaluate, fit, set_determinism
+from recpress_utils.train import TrainConfig, adamw, benchmark_optimiser, budget_windows, evaluate, fit, set_determinism
 from recpress_utils.models import build_model
 from recpress_utils.sequences import n_items
 
@@ -283,4 +283,10 @@ def test_the_fused_optimiser_is_the_default_adamw_up_to_rounding():
             optimiser.step()
     assert (fused - start).abs().max() > 0.05  # it moved
     torch.testing.assert_close(fused.detach(), plain.detach(), rtol=1e-5, atol=1e-6)
+
+
+def test_the_optimiser_benchmark_times_every_kernel(capsys):
+    ms = benchmark_optimiser(n_items=500, dim=8, repeats=2)
+    assert set(ms) == {"default", "foreach", "fused"} and all(v > 0 for v in ms.values())
+    assert "x the default" in capsys.readouterr().out
 
