@@ -285,7 +285,8 @@ def adamw(parameters: list[torch.nn.Parameter], cfg: TrainConfig, device: torch.
     Yoochoose 1/64 (37k items, the student's 4.9 M parameters, 1 thread) a step took 104 ms with
     the default, 62 ms with ``foreach`` and 13 ms fused: 46 % of the student's training time
     before. The update is the same AdamW, equal to the default's up to rounding
-    (``tests/test_train.py``). A checkpoint written before keeps the optimiser it was written with.
+    (``tests/test_train.py``; time it: ``python -m recpress_utils.train``). A checkpoint written
+    before keeps the optimiser it was written with.
     """
     return torch.optim.AdamW(parameters, lr=cfg.lr, weight_decay=cfg.weight_decay,
                              fused=device.type in ("cpu", "cuda"))
@@ -364,4 +365,3 @@ if __name__ == "__main__":
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     benchmark_optimiser(args.n_items, threads=args.threads)
-

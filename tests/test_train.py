@@ -289,4 +289,3 @@ def test_the_optimiser_benchmark_times_every_kernel(capsys):
     ms = benchmark_optimiser(n_items=500, dim=8, repeats=2)
     assert set(ms) == {"default", "foreach", "fused"} and all(v > 0 for v in ms.values())
     assert "x the default" in capsys.readouterr().out
-
