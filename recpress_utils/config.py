@@ -139,10 +139,21 @@ def student_train(cfg: Mapping[str, Any]) -> dict[str, Any]:
     return {**cfg["train"], **model_spec(cfg, "student").train}
 
 
+def paper_seeds(cfg: Mapping[str, Any]) -> list[int]:
+    """The seeds of the paper's stages and of the distillation toolkit (common.smk ``PAPER_SEEDS``):
+    ``paper_seeds``, or every seed when it is empty. A subset of ``seeds``, so that the peers, the
+    relatedness check and the claims pair with the paper's models by seed."""
+    seeds = list(cfg.get("paper_seeds") or cfg["seeds"])
+    if stray := sorted(set(seeds) - set(cfg["seeds"])):
+        raise ValueError(f"paper_seeds {stray} are not among seeds {list(cfg['seeds'])}: the paper's "
+                         "models pair with the peers by seed, so paper_seeds must be a subset of seeds")
+    return seeds
+
+
 def benchmark_runs(cfg: Mapping[str, Any]) -> tuple[dict[str, str], dict[str, str]]:
     """The latency benchmark's display names by role and its run folders by display name
     (first seed's checkpoints; common.smk ``BENCHMARK_NAMES``, ``BENCHMARK_RUNS``)."""
-    out, seed0 = results_folder(cfg), cfg["seeds"][0]
+    out, seed0 = results_folder(cfg), paper_seeds(cfg)[0]
     temperature = cfg["benchmark"]["student_temperature"]
     teacher, _, teacher_name = teacher_run(cfg)
     names = {"baseline": BASELINE, "teacher": teacher_name, "student": student_name(temperature)}
@@ -169,7 +180,7 @@ def kd_runs(cfg: Mapping[str, Any]) -> list[str]:
         return []
     check_kd(cfg)
     return [f"kd/{size}/{method}_s{seed}" for size in cfg["kd"]["sizes"]
-            for method in [KD_CONTROL, *methods] for seed in cfg["seeds"]]
+            for method in [KD_CONTROL, *methods] for seed in paper_seeds(cfg)]
 
 
 def check_kd(cfg: Mapping[str, Any]) -> None:
@@ -354,7 +365,7 @@ def _build_kg(cfg: dict, p: dict) -> None:  # rule build_kg (kg.smk)
 
 def _node2vec(cfg: dict, p: dict) -> None:  # rule node2vec (kg.smk), for the first seed
     out = results_folder(cfg)
-    _fill(p, "seed", lambda: cfg["seeds"][0])
+    _fill(p, "seed", lambda: paper_seeds(cfg)[0])
     _fill(p, "prepared_dir", lambda: f"{out}/prepared")
     _fill(p, "kg_dir", lambda: f"{out}/kg")
     _fill(p, "emb_dir", lambda: f"{out}/embeddings/s{p['seed']}")
@@ -389,7 +400,7 @@ def _distill(cfg: dict, p: dict) -> None:  # rule distill (distill.smk), distill
     spec = model_spec(cfg, teacher_model)
     # the student the latency benchmark times; the pipeline runs every distill.temperatures
     _fill(p, "temperature", lambda: float(cfg["benchmark"]["student_temperature"]))
-    _fill(p, "seed", lambda: cfg["seeds"][0])
+    _fill(p, "seed", lambda: paper_seeds(cfg)[0])
     _fill(p, "hard_weight", lambda: cfg["distill"]["hard_weight"])
     _fill(p, "top_k", lambda: cfg["distill"]["top_k"])
     _fill(p, "negatives", lambda: cfg["distill"]["negatives"])
@@ -409,7 +420,7 @@ def _kd(cfg: dict, p: dict) -> None:  # rule kd (kd.smk), kd_inputs (common.smk)
     student = model_spec(cfg, "student")
     _fill(p, "size", lambda: next(iter(cfg["kd"]["sizes"])))
     _fill(p, "method", lambda: KD_CONTROL)
-    _fill(p, "seed", lambda: cfg["seeds"][0])
+    _fill(p, "seed", lambda: paper_seeds(cfg)[0])
     _fill(p, "method_spec", lambda: ({} if p["method"] == KD_CONTROL else
                                      {k: v for k, v in cfg["kd"]["methods"][p["method"]].items() if k != "teacher"}))
     _fill(p, "teachers", lambda: kd_teachers(cfg, p["method"], p["size"], p["seed"]))

@@ -28,6 +28,12 @@ PEER_NAMES: dict[str, str] = {"popularity": "Popularity", "gru4rec": "GRU4Rec", 
                               "bert4rec": "BERT4Rec", "vsknn": "V-SkNN", "stan": "STAN"}
 
 
+def is_paper_group(group: str) -> bool:
+    """Whether a run group is one of the paper's models or students (trained at ``paper_seeds``)
+    rather than a peer (trained at every seed)."""
+    return group in PAPER_GROUPS or group == "student" or group.startswith("student-T")
+
+
 def student_name(temperature: float) -> str:
     """A distilled student's name, e.g. ``Student (T = 0.5)``."""
     return f"Student (T = {temperature:g})"

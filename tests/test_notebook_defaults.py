@@ -31,10 +31,10 @@ IDENTITY = {"03_node2vec": ("seed",), "04_train_model": ("model", "node2vec", "s
             "05_distill": ("temperature", "seed"), "09_kd": ("size", "method", "seed")}
 
 
-def _profile(tmp_path: Path, results: Path) -> Path:
-    """The tiny profile with its results folder moved to ``results``."""
+def _profile(tmp_path: Path, results: Path, **settings) -> Path:
+    """The tiny profile with its results folder moved to ``results`` (and ``settings`` over it)."""
     profile = yaml.safe_load((REPO_ROOT / TINY).read_text())
-    profile["results_dir"] = str(results)
+    profile.update(results_dir=str(results), **settings)
     path = tmp_path / "profile.yaml"
     path.write_text(yaml.safe_dump(profile))
     return path
@@ -146,6 +146,32 @@ def test_paths_follow_a_value_given_by_hand():
     assert teacher["node2vec_path"] == "results/tiny/synthetic/embeddings/s42/node2vec.pt"
     assert rc.resolve("03_node2vec", {"seed": 44}, None, verbose=False)["emb_dir"] == "results/synthetic/embeddings/s44"
 
+
+
+def test_paper_seeds_default_to_every_seed_and_must_be_among_them():
+    assert rc.paper_seeds(rc.load_config()) == [42, 43, 44]
+    cfg = rc.load_config(TINY, {"seeds": [42, 43], "paper_seeds": [43]})
+    assert rc.paper_seeds(cfg) == [43]
+    assert rc.benchmark_runs(cfg)[1]["Baseline"].endswith("runs/baseline_s43")
+    with pytest.raises(ValueError, match=r"paper_seeds \[44\] are not among seeds \[42, 43\]"):
+        rc.paper_seeds(rc.load_config(TINY, {"seeds": [42, 43], "paper_seeds": [43, 44]}))
+
+
+def test_the_budget_rule_trains_the_paper_at_its_seeds_and_the_peers_at_every_seed(tmp_path):
+    """A dry run with ``paper_seeds: [43]`` of ``seeds: [42, 43]``: Node2Vec, the paper's models, the
+    students and the distillation toolkit at 43 only; every peer at both."""
+    profile = _profile(tmp_path, tmp_path / "results", seeds=[42, 43], paper_seeds=[43])
+    proc = _snakemake("--configfile", str(profile), "--cores", "2", "-n", "--forceall", "--nolock")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    outputs = set(re.findall(r"/(runs|embeddings|kd/\w+)/([\w.-]+?)_?s(4[23])\b", proc.stdout + proc.stderr))
+    seeds_of: dict[str, set[str]] = {}
+    for where, run, seed in outputs:
+        seeds_of.setdefault(f"{where}/{run}".rstrip("/"), set()).add(seed)
+    paper = {k: v for k, v in seeds_of.items() if k.startswith(("runs/baseline", "runs/mixed_attention", "runs/student",
+                                                                 "embeddings", "kd/"))}
+    peers = {k: v for k, v in seeds_of.items() if k.startswith(("runs/popularity", "runs/gru4rec", "runs/sasrec"))}
+    assert paper and all(v == {"43"} for v in paper.values()), paper
+    assert peers and all(v == {"42", "43"} for v in peers.values()), peers
 
 # --- pipeline: each notebook run stand-alone against the pipeline's own run --------------------
 

@@ -148,3 +148,5 @@ def test_a_profile_with_fewer_seeds_says_why_from_what_a_seed_cost():
     assert note.startswith("1 seed (42), not 3") and "6.1 h" in note and "no interval exists" in note
     three = pd.DataFrame({"seed": [42, 43, 44], "group": ["sasrec"] * 3, "train_seconds": [1.0] * 3})
     assert published.seeds_note(three) is None
+    paper = published.seeds_note(runs, label="The paper's models")
+    assert paper.startswith("The paper's models: 1 seed (42), not 3")

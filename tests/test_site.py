@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import re
 
+import pandas as pd
 import pytest
 
 from recpress_utils.paths import REPO_ROOT
@@ -63,3 +64,11 @@ def test_a_paper_run_without_seeds_enough_is_judged_not_skipped(digests):
     cells = site.claims_matrix({"synthetic": one_seed})["Synthetic (default)"]
     assert not any(c.startswith(site.NOT_RUN) for c in cells)
     assert cells["C1"].startswith("inconclusive: one seed")
+
+
+def test_the_seeds_column_names_the_paper_models_own_seeds_under_the_budget_rule():
+    runs = pd.DataFrame({"group": ["sasrec"] * 3 + ["mixed_attention-n2v", "student-T1", "student"],
+                         "seed": [42, 43, 44, 42, 42, 42]})
+    assert site._seeds(runs) == "42, 43, 44 (the paper's models: 42)"
+    assert site._seeds(runs[runs["group"] == "sasrec"]) == "42, 43, 44"
+    assert site._seeds(pd.concat([runs, runs.assign(seed=43), runs.assign(seed=44)])) == "42, 43, 44"

@@ -27,17 +27,19 @@ def headline(protocol: str) -> tuple[str, str]:
     return HEADLINE.get(protocol, HEADLINE["leave_one_out"])
 
 
-def seeds_note(runs: pd.DataFrame, wanted: int = 3) -> str | None:
-    """Why a profile ran fewer than ``wanted`` seeds, from what one seed cost (None when it ran
-    them all): the budget rule keeps the published settings and runs fewer seeds, rather than
-    quietly cheaper settings, and a reader must see that no interval exists then."""
+def seeds_note(runs: pd.DataFrame, wanted: int = 3, label: str = "") -> str | None:
+    """Why a profile (or, under ``label``, a part of it: its paper's models) ran fewer than
+    ``wanted`` seeds, from what one seed of ``runs`` cost (None when it ran them all): the budget
+    rule keeps the published settings and runs fewer seeds, rather than quietly cheaper settings,
+    and a reader must see that no interval exists then."""
     seeds = sorted(runs["seed"].unique())
-    if len(seeds) >= wanted:
+    if not seeds or len(seeds) >= wanted:
         return None
     hours = runs.groupby("seed")["train_seconds"].sum().max() / 3600
-    return (f"{len(seeds)} seed{'s' if len(seeds) > 1 else ''} ({', '.join(map(str, seeds))}), not {wanted}: one seed's "
-            f"models trained for {hours:.1f} h in all (one core per job), so this profile runs fewer seeds at its full "
-            f"settings rather than {wanted} at cheaper ones; {'no interval exists' if len(seeds) == 1 else 'intervals are wide'}, "
+    return (f"{label + ': ' if label else ''}{len(seeds)} seed{'s' if len(seeds) > 1 else ''} ({', '.join(map(str, seeds))}), "
+            f"not {wanted}: one seed's models trained for {hours:.1f} h in all (one core per job), so this profile runs fewer "
+            f"seeds at its full settings rather than {wanted} at cheaper ones; "
+            f"{'no interval exists' if len(seeds) == 1 else 'intervals are wide'}, "
             f"and a difference between models is a single measurement, not a verdict.")
 
 

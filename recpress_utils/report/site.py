@@ -15,6 +15,7 @@ from typing import Any
 
 import pandas as pd
 
+from recpress_utils.names import is_paper_group
 from recpress_utils.paths import repo_path
 from recpress_utils.report.claims import CLAIMS, claims_table
 from recpress_utils.report.digest import Digest, load_digest
@@ -142,6 +143,16 @@ def kd_row(digests: dict[str, Digest | None]) -> pd.Series:
     return pd.Series(row, name="best distillation method vs no-KD control")
 
 
+def _seeds(runs: pd.DataFrame) -> str:
+    """The seeds a dataset ran, and the paper's models' own where the budget rule ran them at fewer
+    (``paper_seeds``): "42, 43, 44 (the paper's models: 42)"."""
+    def listed(frame: pd.DataFrame) -> str:
+        return ", ".join(str(s) for s in sorted(frame["seed"].unique()))
+    paper = runs[runs["group"].map(is_paper_group)]
+    every, own = listed(runs), listed(paper)
+    return every if paper.empty or own == every else f"{every} (the paper's models: {own})"
+
+
 def dataset_rows(digests: dict[str, Digest | None]) -> pd.DataFrame:
     """The datasets the site covers: protocol, what ran, seeds, size, cost (the sum of the
     profile's Snakemake jobs' wall times, one core each, and the largest peak memory of one
@@ -156,7 +167,7 @@ def dataset_rows(digests: dict[str, Digest | None]) -> pd.DataFrame:
         prepared = digest.data["prepared"]
         row["protocol"] = prepared.get("protocol", digest.config.get("prepare", {}).get("split", ""))
         row["ran"] = "the paper's models and the peers" if digest.config.get("paper", True) else "the peers"
-        row["seeds"] = ", ".join(str(s) for s in sorted(digest.runs["seed"].unique()))
+        row["seeds"] = _seeds(digest.runs)
         row["items"] = f"{prepared['items']:,}"
         row["test cases"] = f"{prepared['splits']['test']['sessions']:,}"
         row["runs"] = len(digest.runs)

@@ -55,12 +55,14 @@ def reads_kg(name):
 #: The paper's experiments (its models, the students, latency, relatedness); with
 #: `paper: false` only the peers are trained and reported (e.g. checking them on MovieLens).
 PAPER = config["paper"]
+#: The seeds of the paper's stages (`paper_seeds`, a subset of `seeds`; all of them by default).
+PAPER_SEEDS = settings.paper_seeds(config)
 #: The paper's four models: Baseline and Mixed Attention, each without and with Node2Vec.
 PAPER_RUNS = [
     f"{model}{n2v}_s{seed}"
     for model in ("baseline", "mixed_attention")
     for n2v in ("", "-n2v")
-    for seed in config["seeds"]
+    for seed in PAPER_SEEDS
 ] if PAPER else []
 
 #: Peers beyond the paper (popularity, GRU4Rec, SASRec with three losses, BERT4Rec), every seed.
@@ -76,18 +78,18 @@ STUDENT_TRAIN = settings.student_train(config)
 STUDENT_RUNS = [
     f"student-T{temperature:g}_s{seed}"
     for temperature in config["distill"]["temperatures"]
-    for seed in config["seeds"]
-] + [f"student_s{seed}" for seed in config["seeds"]] if PAPER else []  # hard labels: what distillation adds
+    for seed in PAPER_SEEDS
+] + [f"student_s{seed}" for seed in PAPER_SEEDS] if PAPER else []  # hard labels: what distillation adds
 
 #: What the latency benchmark times (first seed's checkpoints), by display name.
-_SEED0 = config["seeds"][0]
+_SEED0 = PAPER_SEEDS[0]
 BENCHMARK_NAMES, BENCHMARK_RUNS = settings.benchmark_runs(config)
 
 #: Runs whose top items after a seed item are checked for relatedness (claim C6): the KG-aware
 #: models against the non-KG ones (LSTM baseline, SASRec when it is a peer), paired by seed.
 RELATEDNESS_RUNS = PAPER_RUNS + [
-    f"student-T{config['benchmark']['student_temperature']:g}_s{seed}" for seed in config["seeds"]
-] + ([f"sasrec_s{seed}" for seed in config["seeds"]] if PAPER and "sasrec" in PEERS else [])
+    f"student-T{config['benchmark']['student_temperature']:g}_s{seed}" for seed in PAPER_SEEDS
+] + ([f"sasrec_s{seed}" for seed in PAPER_SEEDS] if PAPER and "sasrec" in PEERS else [])
 
 
 #: Every run the report reads.
@@ -118,7 +120,7 @@ def report_inputs(wildcards):
 def final_outputs():
     """What `snakemake` builds by default: every stage's outputs and rendered notebook."""
     stages = ["01_prepare_data"] + (["02_build_kg", "06_benchmark"] if PAPER else [])
-    stages += [f"03_node2vec_s{seed}" for seed in config["seeds"]] if PAPER else []
+    stages += [f"03_node2vec_s{seed}" for seed in PAPER_SEEDS] if PAPER else []
     trained = PAPER_RUNS + PEER_RUNS + [run for run in STUDENT_RUNS if "-T" not in run]
     stages += [f"04_train_model_{run}" for run in trained]
     stages += [f"05_distill_{run.removeprefix('student-')}" for run in STUDENT_RUNS if "-T" in run]
@@ -134,7 +136,7 @@ def final_outputs():
     if PAPER:
         outputs += [f"{OUT}/claims/relatedness.json", f"{OUT}/benchmark/latency.json",
                     f"{OUT}/kg/kg_stats.json",
-                    *[f"{OUT}/embeddings/s{seed}/node2vec_stats.json" for seed in config["seeds"]]]
+                    *[f"{OUT}/embeddings/s{seed}/node2vec_stats.json" for seed in PAPER_SEEDS]]
     if PUBLISHED:  # the committed reports describe the published profiles' runs only
         outputs += [*settings.report_pages(config, PUBLISHED), *settings.FRONT_PAGE[1:]]
     return outputs
