@@ -597,3 +597,44 @@ def test_update_digest_replaces_only_the_named_groups(tmp_path):
     (new / "runs" / "mixed_attention_s42" / "metrics.json").write_text(json.dumps({**bigger, "n_parameters": 2000}))
     with pytest.raises(ValueError, match="changed size"):
         update_digest(new, digest, changed, ["mixed_attention"])
+
+
+def test_extend_digest_adds_a_sittings_runs_and_keeps_the_committed_ones_it_lacks(tmp_path):
+    """The budget rule's long profiles: peers committed from one sitting, the paper's models at one seed
+    from another. Fresh runs of the same name replace committed ones, the rest are kept with their
+    relatedness entries, and the provenance names what was kept from where."""
+    from recpress_utils.report.digest import build_digest, extend_digest, load_digest
+
+    config = {"dataset": "x", "paper": False, "seeds": list(SEEDS), "train": {}, "models": {"sasrec": {}}}
+    old, new, digest = tmp_path / "old", tmp_path / "new", tmp_path / "digest"
+    write_groups(old, {"sasrec": [level(v) for v in BASE]})
+    for results in (old, new):
+        (results / "prepared").mkdir(parents=True)
+        (results / "prepared" / "stats.json").write_text("{}")
+        (results / "claims").mkdir()
+    (old / "claims" / "relatedness.json").write_text(json.dumps(
+        {"k": 5, "runs": {f"sasrec_s{s}": {"kg_neighbour_share": 0.1} for s in SEEDS}}))
+    build_digest(old, digest, config)
+    committed = load_digest(digest).provenance
+    for group in ("baseline", "mixed_attention"):
+        write_run(new, group, 42, level(0.4))
+    write_run(new, "sasrec", 42, level(0.6))  # made again: replaces the committed row
+    (new / "claims" / "relatedness.json").write_text(json.dumps(
+        {"k": 5, "runs": {"baseline_s42": {"kg_neighbour_share": 0.2}, "sasrec_s42": {"kg_neighbour_share": 0.3}}}))
+    paper = {**config, "paper": True, "paper_seeds": [42], "models": {"sasrec": {}, "baseline": {}}}
+
+    with pytest.raises(ValueError, match="models.sasrec"):
+        extend_digest(new, digest, {**paper, "models": {"sasrec": {"train": {"lr": 0.1}}}})
+    extend_digest(new, digest, paper)
+
+    after = load_digest(digest)
+    assert sorted(after.runs["run"]) == ["baseline_s42", "mixed_attention_s42", "sasrec_s42", "sasrec_s43", "sasrec_s44"]
+    sasrec = after.runs.set_index("run")["NDCG@10"]
+    assert sasrec["sasrec_s42"] == pytest.approx(0.6) and sasrec["sasrec_s43"] == pytest.approx(BASE[1])
+    assert after.relatedness["runs"] == {"baseline_s42": {"kg_neighbour_share": 0.2},
+                                         "sasrec_s42": {"kg_neighbour_share": 0.3},
+                                         "sasrec_s43": {"kg_neighbour_share": 0.1},
+                                         "sasrec_s44": {"kg_neighbour_share": 0.1}}
+    assert after.config == paper
+    assert after.provenance["kept"]["runs"] == ["sasrec_s43", "sasrec_s44"]
+    assert after.provenance["kept"]["git_commit"] == committed["git_commit"]

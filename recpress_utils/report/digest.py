@@ -295,6 +295,60 @@ def update_digest(results_dir: str | Path, digest_dir: str | Path, config: Mappi
     return out
 
 
+def extend_digest(results_dir: str | Path, digest_dir: str | Path, config: Mapping[str, Any]) -> Path:
+    """Add the runs of ``results_dir`` to a committed digest, keeping the committed runs it lacks.
+
+    For a profile whose runs are made over several sittings (the budget rule's long profiles: the
+    paper's models at one seed, beside peers trained and committed in an earlier sitting, whose
+    checkpoints are gone): each run, validation curve, training job and relatedness entry of
+    ``results_dir`` replaces the committed one of the same name; the committed ones it did not make
+    are kept, provided ``config`` still makes them (:func:`_config_conflicts`, as
+    :func:`update_digest` checks). The latency benchmark, the distillation toolkit's files and the
+    data statistics are the fresh run's where it made them. ``provenance.json`` is the fresh run's
+    (``config`` its effective config), with the committed one's commit, machine and packages under
+    ``kept`` beside the runs kept from it, so the page never hides that two sittings made it.
+    """
+    results, out = repo_path(results_dir), repo_path(digest_dir)
+    committed = load_digest(out)
+    fresh_runs, fresh_curves = _runs_table(results)
+    old = pd.read_csv(out / "digest.csv")
+    kept_runs = old[~old["run"].isin(fresh_runs["run"])]
+    if conflicts := _config_conflicts(committed.config, config, sorted(set(kept_runs["model"]))):
+        raise ValueError(f"the config differs from the committed digest's for the kept runs "
+                         f"{sorted(kept_runs['run'])}: {conflicts}; rerun them")
+    old_curves = committed.curves.rename(columns={"group": "model"})
+    kept_curves = old_curves.merge(kept_runs[["model", "seed"]], on=["model", "seed"]) if len(old_curves) else old_curves
+    jobs, old_jobs = stages(results), pd.read_csv(out / "stages.csv", dtype={"stage": str})
+    merged = {
+        "digest.csv": pd.concat([kept_runs, fresh_runs]).sort_values(["model", "seed"], kind="stable"),
+        "curves.csv": pd.concat([kept_curves, *([fresh_curves] if len(fresh_curves) else [])])
+        .sort_values(["model", "seed", "epoch"], kind="stable"),
+        "stages.csv": pd.concat([old_jobs[~old_jobs["job"].isin(jobs["job"])], jobs]).sort_values("job", kind="stable"),
+    }
+    for name, frame in merged.items():
+        with atomic_path(out / name) as tmp:
+            frame.round(DECIMALS).to_csv(tmp, index=False)
+    for name, source in (("latency.json", results / "benchmark" / "latency.json"),
+                         (KD_LATENCY, results / "kd" / "latency.json")):
+        if source.exists():
+            with atomic_path(out / name) as tmp:
+                shutil.copyfile(source, tmp)
+    if (source := results / "claims" / "relatedness.json").exists():
+        fresh = read_json(source)
+        kept = {r: v for r, v in (committed.relatedness or {}).get("runs", {}).items() if r in set(kept_runs["run"])}
+        write_json({**fresh, "runs": dict(sorted({**kept, **fresh["runs"]}.items()))}, out / "relatedness.json")
+    if (results / "kd").is_dir():
+        with atomic_path(out / KD_FILE) as tmp:
+            _kd_table(results).to_csv(tmp, index=False)
+    write_json(_data_stats(results), out / "data.json")
+    before = committed.provenance
+    write_json({**provenance(dict(config), results),
+                "kept": {"runs": sorted(kept_runs["run"]),
+                         **{k: before.get(k) for k in ("git_commit", "cpu", "cpu_count", "packages")}}},
+               out / "provenance.json")
+    return out
+
+
 def _read_optional(path: Path) -> dict[str, Any] | None:
     return read_json(path) if path.exists() else None
 
@@ -439,6 +493,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--update", nargs="+", metavar="GROUP",
                         help="replace only these run groups' rows in the digest at --out (update_digest); "
                              "--config names the profile then, e.g. config/ml-100k.yaml")
+    parser.add_argument("--extend", action="store_true",
+                        help="add the runs of --results to the digest at --out, keeping the committed runs it "
+                             "lacks (extend_digest); --config names the profile, e.g. config/yoochoose1_64.yaml")
     parser.add_argument("--tolerance", type=float, default=TOLERANCE)
     args = parser.parse_args(argv)
     if args.compare:
@@ -447,10 +504,13 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(1 if problems else 0)
     if not (args.results and args.out):
         parser.error("--results and --out are required to build a digest")
-    if args.update:
+    if args.update or args.extend:
         from recpress_utils.config import load_config
 
-        update_digest(args.results, args.out, load_config(args.config), args.update)
+        if args.update:
+            update_digest(args.results, args.out, load_config(args.config), args.update)
+        else:
+            extend_digest(args.results, args.out, load_config(args.config))
         return
     build_digest(args.results, args.out, json.loads(args.config))
 
