@@ -71,14 +71,14 @@ class ModelSpec:
         return TrainConfig.from_dict({**shared, **self.train})
 
     def display_name(self, node2vec: bool = False) -> str:
-        """The paper's name for its models; for the peers, architecture and loss."""
-        if (self.architecture, node2vec) in PAPER_NAMES and self.loss == "cross_entropy":
-            return PAPER_NAMES[(self.architecture, node2vec)]
-        base = PEER_NAMES.get(self.architecture, self.name)
+        """The paper's name for its models, with the loss when it is not the paper's cross-entropy
+        (``Mixed Attention + Node2Vec (sampled softmax, ...)``); for the peers, architecture and loss."""
         loss = getattr(MODELS[self.architecture], "fit_label", None) or LOSSES[self.loss]
         if "n_negatives" in self.loss_settings:
             loss += f", {self.loss_settings['n_negatives']} negatives"
-        return f"{base} ({loss}){' + Node2Vec' if node2vec else ''}"
+        if paper := PAPER_NAMES.get((self.architecture, node2vec)):
+            return paper if self.loss == "cross_entropy" else f"{paper} ({loss})"
+        return f"{PEER_NAMES.get(self.architecture, self.name)} ({loss}){' + Node2Vec' if node2vec else ''}"
 
 
 def teacher_of(config: Mapping[str, Any]) -> tuple[str, str]:

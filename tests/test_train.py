@@ -78,6 +78,19 @@ def test_spec_defaults_and_display_names():
                                                        "loss_settings": {"n_negatives": 64}})
     assert sampled.display_name() == "SASRec (sampled CE, 64 negatives)"
     assert ModelSpec.from_config("sasrec").display_name() == "SASRec (full CE)"
+    teacher = ModelSpec.from_config("mixed_attention", {"loss": "sampled_softmax", "loss_settings": {"n_negatives": 2048}})
+    assert teacher.display_name(node2vec=True) == "Mixed Attention + Node2Vec (sampled softmax, logQ, 2048 negatives)"
+
+
+def test_a_digest_names_a_run_from_the_registry_not_from_what_it_wrote():
+    from recpress_utils.report.results import display_name
+
+    spec = {"name": "mixed_attention", "architecture": "mixed_attention", "loss": "sampled_softmax",
+            "loss_settings": {"n_negatives": 2048}, "settings": {}, "train": {}}
+    old = {"model": "mixed_attention", "node2vec": True, "spec": spec,
+           "display_name": "mixed_attention (sampled softmax, logQ, 2048 negatives) + Node2Vec"}
+    assert display_name(old) == "Mixed Attention + Node2Vec (sampled softmax, logQ, 2048 negatives)"
+    assert display_name({"model": "student", "display_name": "Student (T = 1)"}) == "Student (T = 1)"
 
 
 def test_spec_overrides_the_shared_training_settings():

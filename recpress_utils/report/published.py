@@ -27,6 +27,38 @@ def headline(protocol: str) -> tuple[str, str]:
     return HEADLINE.get(protocol, HEADLINE["leave_one_out"])
 
 
+#: What each protocol ranks and against what, in a report page's words (its intro reads this).
+PROTOCOLS: dict[str, str] = {
+    "time": "Sessions are split **by time**: the latest 10 % of sessions are the test set, the 10 % before them "
+            "validation. Tables 2-5 use the paper's task, target `last`: rank the session's final item given the "
+            "rest (MAP@1 = NDCG@1 = HR@1 then).",
+    "srgnn": "SR-GNN's published split: every (prefix, next item) pair of the training sessions trains, and every "
+             "prefix of a test session (its last days) is one test case whose target is the next item; early "
+             "stopping uses the newest 10 % of training sessions. Target `last` is that next item.",
+    "leave_one_out": "Leave-one-out per user: the last rating is the test target and the one before it the "
+                     "validation target; a user's earlier items are removed from the ranking, as in the published "
+                     "full-ranking results.",
+}
+#: What a page's numbers can be compared with: the paper's are from REES46, which no page here has.
+DATA_NOTE: dict[str, str] = {
+    "synthetic": "The default dataset is the seeded synthetic REES46-schema data, not the paper's REES46 months: "
+                 "compare **orderings and ratios** with the paper's, not absolute values.",
+}
+
+
+def about(dataset: str, protocol: str) -> str:
+    """A report page's dataset-specific intro (Markdown): the protocol, what the paper's column can
+    be compared with, and the links to the stage notebooks this dataset's run rendered."""
+    note = DATA_NOTE.get(dataset, f"The paper reports REES46 only; on {dataset} its numbers are context for "
+                                  "**orderings and ratios** between models, not values to match.")
+    stages = {"prepare": "01_prepare_data", "knowledge graph": "02_build_kg", "Node2Vec, seed 42": "03_node2vec_s42",
+              "teacher run": "04_train_model_mixed_attention-n2v_s42", "baseline run": "04_train_model_baseline_s42",
+              "distillation, T = 1": "05_distill_T1_s42", "latency benchmark": "06_benchmark"}
+    links = " · ".join(f"[{name}](../../results/{dataset}/notebooks/{stem}.html)" for name, stem in stages.items())
+    return (f"**{dataset}.** {PROTOCOLS.get(protocol, PROTOCOLS['time'])} {note}\n\n"
+            f"Stage notebooks (rendered in `results/`, after `snakemake`): {links}.")
+
+
 def seeds_note(runs: pd.DataFrame, wanted: int = 3, label: str = "") -> str | None:
     """Why a profile (or, under ``label``, a part of it: its paper's models) ran fewer than
     ``wanted`` seeds, from what one seed of ``runs`` cost (None when it ran them all): the budget

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Iterable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -44,6 +44,19 @@ def _runs_dir(results_dir: str | Path) -> Path:
     return path / "runs" if (path / "runs").is_dir() else path
 
 
+def display_name(metrics: Mapping[str, Any]) -> str:
+    """A run's name from the one registry (:meth:`recpress_utils.runs.ModelSpec.display_name`) and the
+    model spec its ``metrics.json`` recorded, so every digest built names a model as the code does
+    now, whatever name the run wrote when it trained; a run without a whole spec (a distilled
+    student, a toolkit run) keeps the name it wrote."""
+    from recpress_utils.runs import ModelSpec
+
+    spec = metrics.get("spec") or {}
+    if "name" not in spec:
+        return metrics.get("display_name", metrics["model"])
+    return ModelSpec(**spec).display_name(bool(metrics.get("node2vec", False)))
+
+
 def load_runs(results_dir: str | Path) -> pd.DataFrame:
     """One row per run folder: settings, test metrics (``rest:`` prefix for target ``rest``), times.
 
@@ -63,7 +76,7 @@ def load_runs(results_dir: str | Path) -> pd.DataFrame:
             "run": name,
             "group": match["group"] if match else name,
             "model": m["model"],
-            "display_name": m.get("display_name", m["model"]),
+            "display_name": display_name(m),
             "node2vec": bool(m.get("node2vec", False)),
             "loss": m.get("spec", {}).get("loss", "cross_entropy"),
             "seed": int(m["seed"]),
