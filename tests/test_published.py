@@ -150,3 +150,11 @@ def test_a_profile_with_fewer_seeds_says_why_from_what_a_seed_cost():
     assert published.seeds_note(three) is None
     paper = published.seeds_note(runs, label="The paper's models")
     assert paper.startswith("The paper's models: 1 seed (42), not 3")
+
+
+def test_a_page_links_the_stage_notebooks_of_the_seed_its_profile_ran():
+    text = published.about("diginetica", "srgnn", seed=43)
+    assert "SR-GNN's published split" in text and "on diginetica its numbers are context" in text
+    assert "results/diginetica/notebooks/04_train_model_mixed_attention-n2v_s43.html" in text
+    assert "_s42" not in text
+    assert "seeded synthetic" in published.about("synthetic", "time")

@@ -211,17 +211,22 @@ def _data_stats(results: Path) -> dict[str, Any]:
     return out
 
 
+def _write_tables(out: Path, frames: Mapping[str, pd.DataFrame], decimals: int | None = None) -> None:
+    """Write each table of ``frames`` to ``out/<name>`` atomically, rounded to ``decimals`` when
+    merged from a committed digest (so kept rows print as committed)."""
+    for name, frame in frames.items():
+        with atomic_path(out / name) as tmp:
+            (frame if decimals is None else frame.round(decimals)).to_csv(tmp, index=False)
+
+
 def build_digest(results_dir: str | Path, out_dir: str | Path, config: Mapping[str, Any]) -> Path:
     """Write every digest file of one dataset's results folder to ``out_dir`` (atomically each)."""
     results, out = repo_path(results_dir), repo_path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     runs, curves = _runs_table(results)
-    for name, frame in (("digest.csv", runs), ("curves.csv", curves), ("stages.csv", stages(results))):
-        with atomic_path(out / name) as tmp:
-            frame.to_csv(tmp, index=False)
+    _write_tables(out, {"digest.csv": runs, "curves.csv": curves, "stages.csv": stages(results)})
     if (results / "kd").is_dir():
-        with atomic_path(out / KD_FILE) as tmp:
-            _kd_table(results).to_csv(tmp, index=False)
+        _write_tables(out, {KD_FILE: _kd_table(results)})
     elif (out / KD_FILE).exists():
         (out / KD_FILE).unlink()
     for name, source in (("latency.json", results / "benchmark" / "latency.json"),
@@ -285,9 +290,7 @@ def update_digest(results_dir: str | Path, digest_dir: str | Path, config: Mappi
         .sort_values(["model", "seed", "epoch"], kind="stable"),
         "stages.csv": pd.concat([old_jobs, fresh_jobs]).sort_values("job", kind="stable"),
     }
-    for name, frame in merged.items():
-        with atomic_path(out / name) as tmp:
-            frame.round(DECIMALS).to_csv(tmp, index=False)
+    _write_tables(out, merged, DECIMALS)
     now = provenance(new_config, results)
     update = {"groups": list(groups), **{k: now[k] for k in ("git_commit", "cpu", "cpu_count", "packages")}}
     write_json({**committed.provenance, "config": new_config,
@@ -325,9 +328,7 @@ def extend_digest(results_dir: str | Path, digest_dir: str | Path, config: Mappi
         .sort_values(["model", "seed", "epoch"], kind="stable"),
         "stages.csv": pd.concat([old_jobs[~old_jobs["job"].isin(jobs["job"])], jobs]).sort_values("job", kind="stable"),
     }
-    for name, frame in merged.items():
-        with atomic_path(out / name) as tmp:
-            frame.round(DECIMALS).to_csv(tmp, index=False)
+    _write_tables(out, merged, DECIMALS)
     for name, source in (("latency.json", results / "benchmark" / "latency.json"),
                          (KD_LATENCY, results / "kd" / "latency.json")):
         if source.exists():
@@ -338,8 +339,7 @@ def extend_digest(results_dir: str | Path, digest_dir: str | Path, config: Mappi
         kept = {r: v for r, v in (committed.relatedness or {}).get("runs", {}).items() if r in set(kept_runs["run"])}
         write_json({**fresh, "runs": dict(sorted({**kept, **fresh["runs"]}.items()))}, out / "relatedness.json")
     if (results / "kd").is_dir():
-        with atomic_path(out / KD_FILE) as tmp:
-            _kd_table(results).to_csv(tmp, index=False)
+        _write_tables(out, {KD_FILE: _kd_table(results)})
     write_json(_data_stats(results), out / "data.json")
     before = committed.provenance
     write_json({**provenance(dict(config), results),

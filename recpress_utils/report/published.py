@@ -46,14 +46,17 @@ DATA_NOTE: dict[str, str] = {
 }
 
 
-def about(dataset: str, protocol: str) -> str:
+def about(dataset: str, protocol: str, seed: int = 42) -> str:
     """A report page's dataset-specific intro (Markdown): the protocol, what the paper's column can
-    be compared with, and the links to the stage notebooks this dataset's run rendered."""
+    be compared with, and the links to the stage notebooks this dataset's run rendered at ``seed``
+    (the profile's first paper seed: a profile under the budget rule may not have run seed 42)."""
     note = DATA_NOTE.get(dataset, f"The paper reports REES46 only; on {dataset} its numbers are context for "
                                   "**orderings and ratios** between models, not values to match.")
-    stages = {"prepare": "01_prepare_data", "knowledge graph": "02_build_kg", "Node2Vec, seed 42": "03_node2vec_s42",
-              "teacher run": "04_train_model_mixed_attention-n2v_s42", "baseline run": "04_train_model_baseline_s42",
-              "distillation, T = 1": "05_distill_T1_s42", "latency benchmark": "06_benchmark"}
+    stages = {"prepare": "01_prepare_data", "knowledge graph": "02_build_kg",
+              f"Node2Vec, seed {seed}": f"03_node2vec_s{seed}",
+              "teacher run": f"04_train_model_mixed_attention-n2v_s{seed}",
+              "baseline run": f"04_train_model_baseline_s{seed}",
+              "distillation, T = 1": f"05_distill_T1_s{seed}", "latency benchmark": "06_benchmark"}
     links = " · ".join(f"[{name}](../../results/{dataset}/notebooks/{stem}.html)" for name, stem in stages.items())
     return (f"**{dataset}.** {PROTOCOLS.get(protocol, PROTOCOLS['time'])} {note}\n\n"
             f"Stage notebooks (rendered in `results/`, after `snakemake`): {links}.")
