@@ -636,5 +636,14 @@ def test_extend_digest_adds_a_sittings_runs_and_keeps_the_committed_ones_it_lack
                                          "sasrec_s43": {"kg_neighbour_share": 0.1},
                                          "sasrec_s44": {"kg_neighbour_share": 0.1}}
     assert after.config == paper
-    assert after.provenance["kept"]["runs"] == ["sasrec_s43", "sasrec_s44"]
-    assert after.provenance["kept"]["git_commit"] == committed["git_commit"]
+    assert after.provenance["kept"] == [{"runs": ["sasrec_s43", "sasrec_s44"],
+                                         **{k: committed[k] for k in ("git_commit", "cpu", "cpu_count", "packages")}}]
+
+    # A third sitting makes baseline_s42 again: each earlier sitting keeps the runs it made that survive.
+    third = tmp_path / "third"
+    (third / "prepared").mkdir(parents=True)
+    (third / "prepared" / "stats.json").write_text("{}")
+    write_run(third, "baseline", 42, level(0.5))
+    extend_digest(third, digest, paper)
+    assert [s["runs"] for s in load_digest(digest).provenance["kept"]] == [
+        ["sasrec_s43", "sasrec_s44"], ["mixed_attention_s42", "sasrec_s42"]]

@@ -308,8 +308,9 @@ def extend_digest(results_dir: str | Path, digest_dir: str | Path, config: Mappi
     are kept, provided ``config`` still makes them (:func:`_config_conflicts`, as
     :func:`update_digest` checks). The latency benchmark, the distillation toolkit's files and the
     data statistics are the fresh run's where it made them. ``provenance.json`` is the fresh run's
-    (``config`` its effective config), with the committed one's commit, machine and packages under
-    ``kept`` beside the runs kept from it, so the page never hides that two sittings made it.
+    (``config`` its effective config), with one entry under ``kept`` per earlier sitting that made
+    a kept run: its runs, commit, machine and packages (:func:`_kept_sittings`), so the page never
+    hides that several sittings made it.
     """
     results, out = repo_path(results_dir), repo_path(digest_dir)
     committed = load_digest(out)
@@ -341,12 +342,26 @@ def extend_digest(results_dir: str | Path, digest_dir: str | Path, config: Mappi
     if (results / "kd").is_dir():
         _write_tables(out, {KD_FILE: _kd_table(results)})
     write_json(_data_stats(results), out / "data.json")
-    before = committed.provenance
     write_json({**provenance(dict(config), results),
-                "kept": {"runs": sorted(kept_runs["run"]),
-                         **{k: before.get(k) for k in ("git_commit", "cpu", "cpu_count", "packages")}}},
-               out / "provenance.json")
+                "kept": _kept_sittings(committed.provenance, set(kept_runs["run"]))}, out / "provenance.json")
     return out
+
+
+#: What a sitting's provenance says about where its runs were made.
+_SITTING_KEYS = ("git_commit", "cpu", "cpu_count", "packages")
+
+
+def _kept_sittings(before: Mapping[str, Any], kept: set[str]) -> list[dict[str, Any]]:
+    """The earlier sittings whose runs a digest keeps, each with its runs, commit, machine and
+    packages: those the committed provenance already listed under ``kept`` (one dict before
+    sittings were listed), then the committed digest's own sitting, which made the rest. A sitting
+    whose every run was made again drops out."""
+    earlier = before.get("kept") or []
+    earlier = [earlier] if isinstance(earlier, Mapping) else list(earlier)
+    listed = {run for sitting in earlier for run in sitting["runs"]}
+    last = {"runs": sorted(kept - listed), **{k: before.get(k) for k in _SITTING_KEYS}}
+    sittings = [{**sitting, "runs": sorted(kept & set(sitting["runs"]))} for sitting in [*earlier, last]]
+    return [sitting for sitting in sittings if sitting["runs"]]
 
 
 def _read_optional(path: Path) -> dict[str, Any] | None:
