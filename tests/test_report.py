@@ -647,3 +647,14 @@ def test_extend_digest_adds_a_sittings_runs_and_keeps_the_committed_ones_it_lack
     extend_digest(third, digest, paper)
     assert [s["runs"] for s in load_digest(digest).provenance["kept"]] == [
         ["sasrec_s43", "sasrec_s44"], ["mixed_attention_s42", "sasrec_s42"]]
+
+
+def test_kept_peers_do_not_depend_on_the_paper_stages_settings():
+    """A sitting that adds temperatures reruns the paper's models and keeps the peers: the peers
+    never read `distill`, so only a kept student makes the new setting a conflict."""
+    from recpress_utils.report.digest import _config_conflicts
+
+    old = {"paper": True, "seeds": [42], "distill": {"temperatures": [1]}, "models": {}}
+    new = {**old, "distill": {"temperatures": [0.5, 1, 2, 5]}}
+    assert _config_conflicts(old, new, ["popularity", "sasrec"]) == []
+    assert _config_conflicts(old, new, ["sasrec", "student-T1"]) == ["distill.temperatures"]

@@ -39,6 +39,7 @@ import numpy as np
 import pandas as pd
 
 from recpress_utils.io import atomic_path, read_json, write_json
+from recpress_utils.names import is_paper_group
 from recpress_utils.paths import repo_path
 from recpress_utils.report.provenance import provenance
 from recpress_utils.report.results import METRICS, load_runs
@@ -183,10 +184,11 @@ def _shared_differences(old: Any, new: Any, path: str) -> list[str]:
 
 def _config_conflicts(old: Mapping[str, Any], new: Mapping[str, Any], kept: list[str]) -> list[str]:
     """Why runs of ``kept`` (run groups) made under config ``old`` would not be made under ``new``:
-    a differing data section, or a kept model's resolved spec or training settings."""
+    a differing data section (the paper's stages' sections only when a paper model is kept: a peer
+    never reads them), or a kept model's resolved spec or training settings."""
     from recpress_utils.config import model_spec, train_settings
 
-    sections = RUN_SECTIONS + (PAPER_SECTIONS if new.get("paper") else ())
+    sections = RUN_SECTIONS + (PAPER_SECTIONS if new.get("paper") and any(map(is_paper_group, kept)) else ())
     conflicts = [d for key in sections for d in _shared_differences(old.get(key), new.get(key), key)]
     for name in sorted({g.split("-")[0] for g in kept}):
         if name in new.get("models", {}) and (model_spec(old, name) != model_spec(new, name)
