@@ -219,6 +219,15 @@ def test_c1_not_reproduced_when_the_baseline_wins_one_metric(tmp_path):
     assert result["verdict"] == "not reproduced" and "NDCG@1" in result["evidence"]
 
 
+def test_a_refuted_claims_headline_quotes_the_interval_below_zero(tmp_path):
+    """MAP@1's interval reaches lowest but contains 0; NDCG@10's lies below 0: the cell quotes NDCG@10."""
+    ma = shifted(BASE, [0.05, 0.06, 0.055], MAP_1=[-0.08, 0.06, -0.05], NDCG_10=[-0.010, -0.011, -0.012])
+    result = claims.claim_c1(runs_of(tmp_path, four_models(ma)))
+    assert result["verdict"] == "not reproduced"
+    assert "NDCG@10" in result["headline"] and "MAP@1 " not in result["headline"]
+    assert "furthest below 0 NDCG@10" in result["evidence"]
+
+
 def test_c1_inconclusive_when_noisy(tmp_path):
     ma = shifted(BASE, [0.02, -0.01, 0.015])
     assert claims.claim_c1(runs_of(tmp_path, four_models(ma)))["verdict"] == "inconclusive"

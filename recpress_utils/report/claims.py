@@ -83,6 +83,13 @@ def _points(ci: tuple[float, float, float], metric: str = "") -> str:
     return f"{ci[0] * 100:+.1f} pt{name} [{ci[1] * 100:.1f}, {ci[2] * 100:.1f}]"
 
 
+def _worst(cis: Mapping[Any, tuple[float, float, float]], refuted: bool) -> Any:
+    """The interval a claim's headline quotes: the one that refutes it (lowest upper bound) when
+    one does, else the one that comes closest to refuting it (lowest lower bound), so a "not
+    reproduced" cell never quotes an interval that contains 0."""
+    return min(cis, key=lambda k: cis[k][2] if refuted else cis[k][1])
+
+
 def _missing(runs: pd.DataFrame, groups: Iterable[str]) -> list[str]:
     present = set(runs["group"])
     return [g for g in groups if g not in present]
@@ -110,11 +117,12 @@ def claim_c1(runs: pd.DataFrame) -> dict[str, str]:
     cis = {k: mean_ci(d) for k, d in diffs.items()}
     above = sum(ci[1] > 0 for ci in cis.values())
     below = sum(ci[2] < 0 for ci in cis.values())
-    worst = min(cis, key=lambda k: cis[k][1])
     verdict = "not reproduced" if below else "reproduced" if above == len(cis) else "inconclusive"
+    worst = _worst(cis, refuted=bool(below))
     return _verdict("C1", verdict,
                     f"Mixed Attention - LSTM, paired over {n} seeds: {above}/{len(cis)} intervals > 0, "
-                    f"{below} < 0; lowest bound {worst[1]} ({worst[0]}) {ci_text(cis[worst])}.",
+                    f"{below} < 0; {'furthest below 0' if below else 'lowest bound'} {worst[1]} ({worst[0]}) "
+                    f"{ci_text(cis[worst])}.",
                     f"{above}/{len(cis)} > 0; worst {_points(cis[worst], worst[1])} ({worst[0]})")
 
 
@@ -321,7 +329,7 @@ def claim_c6(relatedness: Mapping[str, Any] | None,
     else:
         verdict = "inconclusive"
     listed = "; ".join(f"{group_name(a)} - {group_name(b)} {ci_text(ci, '+.3f')}" for (a, b), ci in cis.items())
-    worst = min(cis, key=lambda p: cis[p][1])
+    worst = _worst(cis, refuted=verdict == "not reproduced")
     return _verdict("C6", verdict, f"{head}, paired over {n} seeds: {listed}. Mean shares: {means}; {context}.",
                     f"neighbour share, worst pair {group_name(worst[0])} - {group_name(worst[1])} "
                     f"{_points(cis[worst])}")
