@@ -180,7 +180,27 @@ def kd_runs(cfg: Mapping[str, Any]) -> list[str]:
         return []
     check_kd(cfg)
     return [f"kd/{size}/{method}_s{seed}" for size in cfg["kd"]["sizes"]
-            for method in [KD_CONTROL, *methods] for seed in paper_seeds(cfg)]
+            for method in [KD_CONTROL, *methods] for seed in kd_seeds(cfg)]
+
+
+def kd_seeds(cfg: Mapping[str, Any]) -> list[int]:
+    """The toolkit's student seeds: ``kd.seeds``, or the paper's seeds (:func:`paper_seeds`).
+
+    Without ``kd.teacher_seed`` a run at seed s distils from the teachers trained at s, so its seeds
+    must be seeds the teachers train at (``paper_seeds``). With it, every run reads the teachers of
+    that one seed, and the students can run at more seeds than the teachers: a real-data profile
+    whose teachers cost hours each (the budget rule trains them at one seed) still gets paired
+    intervals for its methods."""
+    seeds = list(cfg["kd"].get("seeds") or paper_seeds(cfg))
+    teacher_seed = cfg["kd"].get("teacher_seed")
+    if teacher_seed is None and (stray := sorted(set(seeds) - set(paper_seeds(cfg)))):
+        raise ValueError(f"kd.seeds {stray} are not among the paper's seeds {paper_seeds(cfg)}: no teacher is "
+                         "trained at them; add them to paper_seeds, or set kd.teacher_seed (one teacher seed "
+                         "for every student seed)")
+    if teacher_seed is not None and teacher_seed not in paper_seeds(cfg):
+        raise ValueError(f"kd.teacher_seed {teacher_seed} is not among the paper's seeds {paper_seeds(cfg)}: "
+                         "the teachers are trained only there")
+    return seeds
 
 
 def check_kd(cfg: Mapping[str, Any]) -> None:
@@ -238,8 +258,10 @@ def teacher_record(cfg: Mapping[str, Any], group: str, seed: int) -> dict[str, A
 
 
 def kd_teachers(cfg: Mapping[str, Any], method: str, size: str, seed: int) -> list[dict[str, Any]]:
-    """What the run needs of each teacher: its :func:`teacher_record` (of the same seed) and its own
-    loss (a peer trained online uses it); the no-KD control stands in for a same-size teacher."""
+    """What the run needs of each teacher: its :func:`teacher_record` (of the same seed, or of
+    ``kd.teacher_seed`` when set) and its own loss (a peer trained online uses it); the no-KD control
+    of the same size and seed stands in for a same-size teacher."""
+    teacher_seed = seed if cfg["kd"].get("teacher_seed") is None else cfg["kd"]["teacher_seed"]
     teachers = []
     for group in kd_teacher_groups(cfg, method):
         if group == KD_CONTROL:
@@ -249,7 +271,7 @@ def kd_teachers(cfg: Mapping[str, Any], method: str, size: str, seed: int) -> li
                              "loss": student.loss, "loss_settings": student.loss_settings})
             continue
         spec = model_spec(cfg, group.removesuffix("-n2v"))
-        teachers.append({**teacher_record(cfg, group, seed),
+        teachers.append({**teacher_record(cfg, group, teacher_seed),
                          "loss": spec.loss, "loss_settings": spec.loss_settings})
     return teachers
 
@@ -420,7 +442,7 @@ def _kd(cfg: dict, p: dict) -> None:  # rule kd (kd.smk), kd_inputs (common.smk)
     student = model_spec(cfg, "student")
     _fill(p, "size", lambda: next(iter(cfg["kd"]["sizes"])))
     _fill(p, "method", lambda: KD_CONTROL)
-    _fill(p, "seed", lambda: paper_seeds(cfg)[0])
+    _fill(p, "seed", lambda: kd_seeds(cfg)[0])
     _fill(p, "method_spec", lambda: ({} if p["method"] == KD_CONTROL else
                                      {k: v for k, v in cfg["kd"]["methods"][p["method"]].items() if k != "teacher"}))
     _fill(p, "teachers", lambda: kd_teachers(cfg, p["method"], p["size"], p["seed"]))
@@ -432,7 +454,13 @@ def _kd(cfg: dict, p: dict) -> None:  # rule kd (kd.smk), kd_inputs (common.smk)
     _fill(p, "negatives", lambda: cfg["distill"]["negatives"])
     _fill(p, "teacher_cache", lambda: teacher_cache_file(cfg, p["teachers"][0]["checkpoint"], p["method"])
           if p["teachers"] and p["top_k"] is not None else "")
-    _fill(p, "train", lambda: student_train(cfg))
+    _fill(p, "train", lambda: kd_train(cfg))
+
+
+def kd_train(cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """The toolkit's training settings: the distilled students' (:func:`student_train`) with
+    ``kd.train`` over them, e.g. a stated budget for every method and the control alike."""
+    return {**student_train(cfg), **(cfg["kd"].get("train") or {})}
 
 
 def _benchmark(cfg: dict, p: dict) -> None:  # rule latency (benchmark.smk), benchmark_inputs (common.smk)

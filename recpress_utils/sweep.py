@@ -153,13 +153,14 @@ def kd_sweep(config: Mapping[str, Any], method: str, grid: Mapping[str, list[Any
              seed: int | None = None) -> pd.DataFrame:
     """One row per grid point of ``kd.methods.<method>``'s settings: the student (at ``size``)
     distilled with them on the training split and scored on the validation split; best first by
-    the student's ``select_metric``. The teachers are the profile's trained runs of ``seed``."""
+    the student's ``select_metric``. The teachers are the profile's trained runs of ``seed`` (or of
+    ``kd.teacher_seed``); ``seed`` None: the first of ``kd.seeds``."""
     from recpress_utils.config import stage_params
     from recpress_utils.runs import KDJob, kd_fit
 
     size = size or next(iter(config["kd"]["sizes"]))
-    seed = config["seeds"][0] if seed is None else seed
-    params = stage_params(config, "09_kd", {"size": size, "method": method, "seed": seed})
+    params = stage_params(config, "09_kd", {"size": size, "method": method, "seed": seed})  # seed None: kd.seeds' first
+    seed = params["seed"]
     missing = [t["checkpoint"] for t in params["teachers"] if not repo_path(t["checkpoint"]).exists()]
     if missing and method != "control" and config["kd"]["methods"][method]["method"] != "mutual":
         raise FileNotFoundError(f"train the teachers first (snakemake ... {' '.join(missing)})")

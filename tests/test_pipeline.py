@@ -142,6 +142,18 @@ def _planned_rules(*args: str) -> list[str]:
     return _snakemake(*args, "-n", "--forceall", "--quiet", "rules", "--nolock", "--rerun-incomplete").stdout.split()
 
 
+def test_one_teacher_seed_trains_and_caches_one_teacher_for_every_student_seed(tmp_path):
+    """`kd.teacher_seed`: the toolkit's students at three seeds read the teachers of seed 42 and
+    their one top-K cache; no teacher is trained at the other seeds."""
+    profile = tiny_subset(tmp_path / "one_teacher.yaml", **{**TINY_SUBSET, "seeds": [42, 43, 44], "paper_seeds": [42],
+                          "distill": {"top_k": 20}, "kd": {**TINY_SUBSET["kd"], "seeds": [42, 43, 44], "teacher_seed": 42}})
+    plan = _snakemake("--configfile", str(profile), "-n", "--forceall", "--nolock").stdout
+    assert "kd/e16/soft_s44/metrics.json" in plan and "kd/e16/dml_s43/metrics.json" in plan
+    assert "teacher_cache/mixed_attention-n2v_s42.pt" in plan
+    for unwanted in ("runs/mixed_attention-n2v_s43", "runs/mixed_attention-n2v_s44", "teacher_cache/mixed_attention-n2v_s43"):
+        assert unwanted not in plan, unwanted
+
+
 def test_only_the_published_profiles_publish_into_reports(tmp_path):
     """reports/ holds the default run and the real-data profiles' runs: a run with any other
     config keeps its report in results/."""

@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 
 from recpress_utils import config as rc
-from recpress_utils.report.kd import best_against_control, method_table, pareto_points, verdict
+from recpress_utils.report.kd import (best_against_control, method_table, pareto_points, seed_varies,
+                                      teacher_reference, verdict)
 
 SEEDS = (42, 43, 44)
 
@@ -111,3 +112,46 @@ def test_no_methods_no_runs_and_control_is_reserved() -> None:
     assert rc.kd_runs(rc.load_config()) == []
     with pytest.raises(ValueError, match="kd/methods"):
         _tiny(methods={"control": {"method": "hint"}})
+
+
+def _one_teacher(**kd) -> dict:
+    """tiny with three seeds, the paper's models at one (the real-data profiles' budget rule) and the
+    toolkit's students at all three, from the teachers of ``kd.teacher_seed``."""
+    return rc.load_config("config/tiny.yaml", {"seeds": [42, 43, 44], "paper_seeds": [42],
+                                                "distill": {"top_k": 20}, "kd": kd})
+
+
+def test_one_teacher_seed_teaches_every_student_seed() -> None:
+    cfg = _one_teacher(seeds=[42, 43, 44], teacher_seed=42, train={"epochs": 2})
+    runs = rc.kd_runs(cfg)
+    assert {"kd/e16/control_s43", "kd/e64/rd_s44"} <= set(runs) and len(runs) == 3 * 2 * (len(cfg["kd"]["methods"]) + 1)
+    rd = rc.kd_teachers(cfg, "rd", "e64", 44)
+    assert rd[0]["checkpoint"].endswith("runs/mixed_attention-n2v_s42/model.pt")
+    assert [t["checkpoint"].split("/")[-2] for t in rc.kd_teachers(cfg, "multi", "e64", 43)] == \
+        ["mixed_attention-n2v_s42", "sasrec_s42", "gru4rec_s42"]
+    born = rc.kd_teachers(cfg, "born_again", "e16", 44)  # the same-size control keeps the student's seed
+    assert born[0]["checkpoint"].endswith("kd/e16/control_s44/model.pt")
+    params = rc.stage_params(cfg, "09_kd", {"size": "e16", "method": "rd", "seed": 44})
+    assert params["teachers"][0]["checkpoint"] == rd[0]["checkpoint"]
+    assert params["teacher_cache"].endswith("teacher_cache/mixed_attention-n2v_s42.pt"), "one cache for every seed"
+    assert params["train"]["epochs"] == 2 and params["train"]["lr"] == cfg["train"]["lr"], "kd.train over the student's"
+    assert rc.stage_params(_one_teacher(), "09_kd", {"method": "rd"})["seed"] == 42, "kd.seeds unset: the paper's seeds"
+
+
+@pytest.mark.parametrize("kd,message", [
+    ({"seeds": [42, 43]}, r"kd.seeds \[43\] are not among the paper's seeds \[42\]: no teacher"),
+    ({"seeds": [42, 43], "teacher_seed": 43}, r"kd.teacher_seed 43 is not among the paper's seeds \[42\]"),
+])
+def test_student_seeds_without_a_trained_teacher_fail_before_any_job(kd, message) -> None:
+    with pytest.raises(ValueError, match=message):
+        rc.kd_runs(_one_teacher(**kd))
+
+
+def test_the_page_says_what_a_seed_varies_and_divides_by_the_teacher_it_used() -> None:
+    runs = pd.DataFrame({"group": ["teacher"] * 3 + ["other"], "seed": [42, 43, 44, 42], "MRR@20": [0.3, 0.4, 0.5, 0.9]})
+    assert teacher_reference(runs, "teacher", "MRR@20", {"kd": {}}) == pytest.approx(0.4)
+    assert teacher_reference(runs, "teacher", "MRR@20", {"kd": {"teacher_seed": 43}}) == pytest.approx(0.4)
+    assert teacher_reference(runs, "teacher", "MRR@20", {"kd": {"teacher_seed": 44}}) == pytest.approx(0.5)
+    assert "Node2Vec walks" in seed_varies({})
+    one = seed_varies({"kd": {"teacher_seed": 42}})
+    assert "teachers trained at seed 42" in one and "Node2Vec" not in one

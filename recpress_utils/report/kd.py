@@ -9,15 +9,39 @@ seeds no interval exists and the table says so instead of a verdict.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
 from recpress_utils.config import KD_CONTROL
-from recpress_utils.report.results import ci_text, mean_ci
+from recpress_utils.report.results import SEED_VARIES, ci_text, mean_ci
 
 #: Column order of :func:`method_table`.
 COLUMNS = ("size", "method", "teachers", "n", "metric [95 % CI]", "% of teacher", "vs no-KD control [paired CI]",
            "verdict", "training s", "x control time")
+
+
+def seed_varies(config: Mapping[str, Any]) -> str:
+    """What an interval of the method table is over: the report's :data:`SEED_VARIES`, or, with
+    ``kd.teacher_seed``, the students' seeds alone (every one distils from the same teachers)."""
+    teacher_seed = config.get("kd", {}).get("teacher_seed")
+    if teacher_seed is None:
+        return SEED_VARIES
+    return ("95 % t-interval over the students' seeds; a seed varies the student's initial weights, batch order, "
+            f"dropout and sampled negatives, while every seed distils from the teachers trained at seed {teacher_seed} "
+            "(kd.teacher_seed); data, split and PMI graph are shared")
+
+
+def teacher_reference(runs: pd.DataFrame, teacher: str, metric: str, config: Mapping[str, Any]) -> float:
+    """The teacher's mean ``metric`` that *% of teacher* divides by: over the teacher's seeds, or its
+    run at ``kd.teacher_seed``, the one the students learnt from. ``runs``: a digest's runs (group,
+    seed, metrics)."""
+    rows = runs[runs["group"] == teacher]
+    if (teacher_seed := config.get("kd", {}).get("teacher_seed")) is not None:
+        rows = rows[rows["seed"] == teacher_seed]
+    return float(rows[metric].mean())
 
 
 def _paired(kd: pd.DataFrame, size: str, method: str, column: str) -> np.ndarray:

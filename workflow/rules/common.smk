@@ -96,9 +96,11 @@ RELATEDNESS_RUNS = PAPER_RUNS + [
 ALL_RUNS = PAPER_RUNS + PEER_RUNS + STUDENT_RUNS
 
 #: The distillation toolkit's runs, ``kd/<size>/<method>_s<seed>``: each method of `kd.methods`
-#: and the no-KD control, at every student size and seed (none without methods).
+#: and the no-KD control, at every student size and seed (`kd.seeds`; none without methods).
 KD_RUNS = settings.kd_runs(config)
 KD_CONTROL = settings.KD_CONTROL
+#: The toolkit's first student seed: its no-KD controls are the students timed per size.
+KD_SEED0 = settings.kd_seeds(config)[0] if KD_RUNS else _SEED0
 
 
 #: What a dataset's digest holds (recpress_utils.report.digest); latency and relatedness only with `paper`.

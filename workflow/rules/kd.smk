@@ -37,13 +37,13 @@ rule kd:
 rule kd_latency:
     input:
         test=f"{OUT}/prepared/test.parquet",
-        models=[f"{OUT}/kd/{size}/{KD_CONTROL}_s{_SEED0}/model.pt" for size in config["kd"]["sizes"]],
+        models=[f"{OUT}/kd/{size}/{KD_CONTROL}_s{KD_SEED0}/model.pt" for size in config["kd"]["sizes"]],
     output:
         f"{OUT}/kd/latency.json",
     params:
         py=PY,
         prepared=lambda wildcards, input: os.path.dirname(input.test),
-        runs=json.dumps({size: f"{OUT}/kd/{size}/{KD_CONTROL}_s{_SEED0}" for size in config["kd"]["sizes"]}),
+        runs=json.dumps({size: f"{OUT}/kd/{size}/{KD_CONTROL}_s{KD_SEED0}" for size in config["kd"]["sizes"]}),
         repeats=config["benchmark"]["repeats"],
     log:
         f"{OUT}/logs/kd_latency.log",
