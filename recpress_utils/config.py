@@ -200,6 +200,11 @@ def kd_seeds(cfg: Mapping[str, Any]) -> list[int]:
     if teacher_seed is not None and teacher_seed not in paper_seeds(cfg):
         raise ValueError(f"kd.teacher_seed {teacher_seed} is not among the paper's seeds {paper_seeds(cfg)}: "
                          "the teachers are trained only there")
+    if teacher_seed is not None and cfg["distill"]["top_k"] is not None and kd_train(cfg).get("max_windows") \
+            and set(seeds) - {teacher_seed}:
+        raise ValueError(f"kd.teacher_seed with train.max_windows: the teacher's top-K cache holds the prefixes of "
+                         f"seed {teacher_seed}'s sample of training windows, and a student of another seed samples "
+                         "others; drop max_windows for the toolkit (kd.train: {max_windows: null}) or kd.teacher_seed")
     return seeds
 
 

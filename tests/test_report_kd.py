@@ -141,6 +141,7 @@ def test_one_teacher_seed_teaches_every_student_seed() -> None:
 @pytest.mark.parametrize("kd,message", [
     ({"seeds": [42, 43]}, r"kd.seeds \[43\] are not among the paper's seeds \[42\]: no teacher"),
     ({"seeds": [42, 43], "teacher_seed": 43}, r"kd.teacher_seed 43 is not among the paper's seeds \[42\]"),
+    ({"seeds": [42, 43], "teacher_seed": 42, "train": {"max_windows": 100}}, "holds the prefixes of seed 42's sample"),
 ])
 def test_student_seeds_without_a_trained_teacher_fail_before_any_job(kd, message) -> None:
     with pytest.raises(ValueError, match=message):
