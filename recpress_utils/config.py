@@ -226,6 +226,9 @@ def check_kd(cfg: Mapping[str, Any]) -> None:
             if group != KD_CONTROL and model not in cfg["models"]:
                 raise ValueError(f"{where}: teacher {group!r} is no model of this profile "
                                  f"(models: {', '.join(cfg['models'])}; or {KD_CONTROL!r})")
+    if cfg["distill"]["top_k"] is not None and kd_train(cfg).get("max_windows") != student_train(cfg).get("max_windows"):
+        raise ValueError("kd.train.max_windows differs from the distilled students' train.max_windows: the teacher's "
+                         "top-K cache is built once over the students' sample of training windows")
 
 
 def kd_online(cfg: Mapping[str, Any], method: str) -> bool:
@@ -295,6 +298,17 @@ def teacher_cache_file(cfg: Mapping[str, Any], checkpoint: str, method: str | No
                                or not uses_teacher_cache(cfg["kd"]["methods"][method]["method"])):
         return ""
     return f"{results_folder(cfg)}/teacher_cache/{path.parent.name}.pt"
+
+
+def kd_teacher_caches(cfg: Mapping[str, Any], method: str, teachers: list[Mapping[str, Any]]) -> list[str]:
+    """The cache file of each of a toolkit run's ``teachers`` (:func:`kd_teachers`), "" where the
+    run reads none: the first teacher's for a method that reads the top-K (soft labels, RD, RRD),
+    every teacher's for multi-teacher soft labels (:func:`recpress_utils.distill.caches_every_teacher`)."""
+    from recpress_utils.distill import caches_every_teacher
+
+    every = method != KD_CONTROL and caches_every_teacher(cfg["kd"]["methods"][method]["method"])
+    return [teacher_cache_file(cfg, teacher["checkpoint"], method) if i == 0 or every else ""
+            for i, teacher in enumerate(teachers)]
 
 
 def cache_temperatures(cfg: Mapping[str, Any]) -> list[float]:
@@ -457,8 +471,7 @@ def _kd(cfg: dict, p: dict) -> None:  # rule kd (kd.smk), kd_inputs (common.smk)
     _fill(p, "student_loss", lambda: {"loss": student.loss, "loss_settings": student.loss_settings})
     _fill(p, "top_k", lambda: cfg["distill"]["top_k"])
     _fill(p, "negatives", lambda: cfg["distill"]["negatives"])
-    _fill(p, "teacher_cache", lambda: teacher_cache_file(cfg, p["teachers"][0]["checkpoint"], p["method"])
-          if p["teachers"] and p["top_k"] is not None else "")
+    _fill(p, "teacher_caches", lambda: kd_teacher_caches(cfg, p["method"], p["teachers"]))
     _fill(p, "train", lambda: kd_train(cfg))
 
 
@@ -497,7 +510,7 @@ STAGES: dict[str, tuple[tuple[str, ...], Callable[[dict, dict], None]]] = {
                     "teacher_kwargs", "teacher_checkpoint", "neighbors_path", "teacher_cache", "run_dir",
                     "student_kwargs", "train", "threads"), _distill),
     "09_kd": (("size", "method", "seed", "method_spec", "teachers", "prepared_dir", "run_dir", "student_kwargs",
-               "student_loss", "top_k", "negatives", "teacher_cache", "train", "threads"), _kd),
+               "student_loss", "top_k", "negatives", "teacher_caches", "train", "threads"), _kd),
     "06_benchmark": (("prepared_dir", "runs", "teacher", "baseline", "student", "neighbors_path",
                       "graph_path", "out_path", "repeats", "n_single", "data_seed",
                       "catalogue_sizes", "threads"), _benchmark),

@@ -11,7 +11,7 @@ import copy
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import pyarrow.parquet as pq
 import torch
@@ -303,9 +303,10 @@ class KDJob:
     fresh peer of the first teacher's architecture with that loss instead of loading it.
     ``student_loss`` (``loss``, ``loss_settings``) is the student's own loss, the control's and
     every method's hard term. With ``top_k``, methods that read the teacher's top-K (soft labels,
-    RD, RRD) get it cached once per training prefix, from the file ``teacher_cache`` (of the first
-    teacher, :func:`teacher_cache_run`) where the pipeline built one; ``negatives`` gives soft
-    labels the student's sampled pool (as :func:`distill_run`).
+    RD, RRD: the first teacher's; multi-teacher soft labels: every teacher's) get it cached once per
+    training prefix, from the files ``teacher_caches`` (one per teacher, "" for none: built in the
+    run; :func:`teacher_cache_run`) where the pipeline built them; ``negatives`` gives soft labels
+    the student's sampled pool (as :func:`distill_run`).
     """
 
     method: str | None
@@ -318,7 +319,7 @@ class KDJob:
     threads: int
     top_k: int | None = None
     negatives: Mapping[str, Any] | None = None
-    teacher_cache: str | None = None
+    teacher_caches: Sequence[str] = ()
 
 
 def kd_run(
@@ -355,7 +356,7 @@ def kd_fit(
     records under ``kd``. Teachers are built before the student, so the student starts from the
     same weights in every method and in the control of a seed.
     """
-    from recpress_utils.distill import build_method, uses_teacher_cache
+    from recpress_utils.distill import build_method, caches_every_teacher, uses_teacher_cache
 
     method, method_settings, teachers, train_cfg, seed = (job.method, job.method_settings, job.teachers,
                                                           job.train_cfg, job.seed)
@@ -380,14 +381,18 @@ def kd_fit(
                            student_loss.get("loss_settings"), item_counts=counts)
     settings = dict((method_settings or {}).get("settings") or {})
     loss: LossFn = base_loss
-    cache, cache_info = None, None
+    caches, cache_infos = [], []
     if method is not None:
         if top_k is not None and uses_teacher_cache(kind) and nets:
-            cache, cache_info = _teacher_cache(nets[0], splits["train"], train_cfg, seed, top_k,
-                                               float(settings.get("temperature", 1.0)), job.teacher_cache, progress)
-        pool = None if negatives is None or cache is None else PopularityPool(counts, seed=seed, **negatives)
+            files = list(job.teacher_caches) + [""] * len(nets)
+            for net, path in list(zip(nets, files))[:len(nets) if caches_every_teacher(kind) else 1]:
+                cache, info = _teacher_cache(net, splits["train"], train_cfg, seed, top_k,
+                                             float(settings.get("temperature", 1.0)), path or None, progress)
+                caches.append(cache)
+                cache_infos.append(info)
+        pool = None if negatives is None or not caches else PopularityPool(counts, seed=seed, **negatives)
         context: dict[str, Any] = {"base_loss": base_loss, "positions": train_cfg.loss_positions, "seed": seed,
-                                   "cache": cache, "pool": pool,
+                                   "cache": caches[0] if caches else None, "caches": caches or None, "pool": pool,
                                    "student_width": student.item_output()[0].shape[1]}
         if online:
             context["peer"], nets = nets[0], []
@@ -398,7 +403,8 @@ def kd_fit(
                  checkpoint=checkpoint, keep_checkpoint=checkpoint is not None)
     kd_info = {"name": method, "method": kind, "spec": dict(method_settings or {}), "student_loss": dict(student_loss),
                "teachers": teachers,
-               "teacher_cache": cache_info,
+               "teacher_cache": cache_infos[0] if cache_infos else None,
+               **({"teacher_caches": cache_infos} if len(cache_infos) > 1 else {}),
                "method_parameters": count_parameters(loss) if isinstance(loss, torch.nn.Module) else 0}
     return student, result, kd_info
 

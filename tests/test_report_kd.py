@@ -114,10 +114,10 @@ def test_no_methods_no_runs_and_control_is_reserved() -> None:
         _tiny(methods={"control": {"method": "hint"}})
 
 
-def _one_teacher(**kd) -> dict:
+def _one_teacher(shared_train: dict | None = None, **kd) -> dict:
     """tiny with three seeds, the paper's models at one (the real-data profiles' budget rule) and the
     toolkit's students at all three, from the teachers of ``kd.teacher_seed``."""
-    return rc.load_config("config/tiny.yaml", {"seeds": [42, 43, 44], "paper_seeds": [42],
+    return rc.load_config("config/tiny.yaml", {"seeds": [42, 43, 44], "paper_seeds": [42], "train": shared_train or {},
                                                 "distill": {"top_k": 20}, "kd": kd})
 
 
@@ -133,7 +133,7 @@ def test_one_teacher_seed_teaches_every_student_seed() -> None:
     assert born[0]["checkpoint"].endswith("kd/e16/control_s44/model.pt")
     params = rc.stage_params(cfg, "09_kd", {"size": "e16", "method": "rd", "seed": 44})
     assert params["teachers"][0]["checkpoint"] == rd[0]["checkpoint"]
-    assert params["teacher_cache"].endswith("teacher_cache/mixed_attention-n2v_s42.pt"), "one cache for every seed"
+    assert params["teacher_caches"][0].endswith("teacher_cache/mixed_attention-n2v_s42.pt"), "one cache for every seed"
     assert params["train"]["epochs"] == 2 and params["train"]["lr"] == cfg["train"]["lr"], "kd.train over the student's"
     assert rc.stage_params(_one_teacher(), "09_kd", {"method": "rd"})["seed"] == 42, "kd.seeds unset: the paper's seeds"
 
@@ -141,11 +141,13 @@ def test_one_teacher_seed_teaches_every_student_seed() -> None:
 @pytest.mark.parametrize("kd,message", [
     ({"seeds": [42, 43]}, r"kd.seeds \[43\] are not among the paper's seeds \[42\]: no teacher"),
     ({"seeds": [42, 43], "teacher_seed": 43}, r"kd.teacher_seed 43 is not among the paper's seeds \[42\]"),
-    ({"seeds": [42, 43], "teacher_seed": 42, "train": {"max_windows": 100}}, "holds the prefixes of seed 42's sample"),
+    ({"seeds": [42, 43], "teacher_seed": 42, "train": {"max_windows": 100}}, "differs from the distilled students'"),
 ])
 def test_student_seeds_without_a_trained_teacher_fail_before_any_job(kd, message) -> None:
     with pytest.raises(ValueError, match=message):
         rc.kd_runs(_one_teacher(**kd))
+    with pytest.raises(ValueError, match="holds the prefixes of seed 42's sample"):  # a budget the students share
+        rc.kd_runs(_one_teacher(shared_train={"max_windows": 100}, seeds=[42, 43], teacher_seed=42))
 
 
 def test_the_page_says_what_a_seed_varies_and_divides_by_the_teacher_it_used() -> None:

@@ -267,6 +267,11 @@ def test_one_cache_file_per_trained_teacher_and_seed_at_every_students_temperatu
     for method in ("hint", "dml", "control"):
         assert rc.teacher_cache_file(cfg, teacher, method) == "", method
     assert rc.teacher_cache_file(cfg, "results/tiny/synthetic/kd/e16/control_s42/model.pt", "born_again") == ""
+    multi = rc.kd_teacher_caches(cfg, "multi", rc.kd_teachers(cfg, "multi", "e64", 42))
+    assert [path.split("/")[-1] for path in multi] == ["mixed_attention-n2v_s42.pt", "sasrec_s42.pt", "gru4rec_s42.pt"]
+    assert rc.kd_teacher_caches(cfg, "rd", rc.kd_teachers(cfg, "rd", "e64", 42))[0].endswith("mixed_attention-n2v_s42.pt")
+    assert rc.kd_teacher_caches(cfg, "hint", rc.kd_teachers(cfg, "hint", "e64", 42)) == [""]
+    assert rc.kd_teacher_caches(plain, "multi", rc.kd_teachers(plain, "multi", "e64", 42)) == ["", "", ""]
     assert rc.cache_temperatures(cfg) == [0.5, 1.0, 2.0, 5.0]
     hot = rc.load_config("config/tiny.yaml", {"distill": {"top_k": 20},
                                               "kd": {"methods": {"soft": {"method": "soft_labels",

@@ -19,6 +19,10 @@ Training schemes
     ("born-again": ``soft_labels`` whose teacher is the trained no-KD student of the same size; a
     config choice, ``teacher: control``).
 
+With ``distill.top_k`` the methods that read the teacher's ranking (soft labels, RD, RRD) take its
+top-K cached once per training prefix (``cache``), and ``multi_teacher`` one cache per teacher
+(``caches``): :func:`uses_teacher_cache`, :func:`caches_every_teacher`.
+
 Every method's loss is ``hard_weight * (the student's own loss) + weight * (its term)``; the no-KD
 control is the student trained with its own loss alone (:func:`recpress_utils.runs.kd_run`).
 """
@@ -56,7 +60,7 @@ METHODS: dict[str, type[Distiller]] = {
 }
 
 #: what the run supplies to a method that asks for it by name (not settings of a config)
-CONTEXT = ("base_loss", "positions", "seed", "cache", "pool", "student_width", "peer", "peer_loss")
+CONTEXT = ("base_loss", "positions", "seed", "cache", "caches", "pool", "student_width", "peer", "peer_loss")
 
 
 def method_settings(name: str) -> list[str]:
@@ -68,8 +72,14 @@ def method_settings(name: str) -> list[str]:
 
 
 def uses_teacher_cache(name: str) -> bool:
-    """Whether method ``name`` can read the teacher's cached top-K (``distill.top_k``)."""
-    return "cache" in inspect.signature(METHODS[name].__init__).parameters
+    """Whether method ``name`` can read the teacher's cached top-K (``distill.top_k``): its first
+    teacher's (``cache``) or every teacher's (``caches``, :func:`caches_every_teacher`)."""
+    return bool({"cache", "caches"} & set(inspect.signature(METHODS[name].__init__).parameters))
+
+
+def caches_every_teacher(name: str) -> bool:
+    """Whether method ``name`` reads one cached top-K per teacher (multi-teacher soft labels)."""
+    return "caches" in inspect.signature(METHODS[name].__init__).parameters
 
 
 def build_method(name: str, teachers: Sequence[nn.Module], settings: Mapping[str, Any] | None = None,
@@ -91,4 +101,4 @@ def build_method(name: str, teachers: Sequence[nn.Module], settings: Mapping[str
 
 
 __all__ = ["CONTEXT", "METHODS", "Distiller", "build_method", "distillation_loss", "freeze", "kd_loss",
-           "method_settings", "uses_teacher_cache"]
+           "method_settings", "uses_teacher_cache", "caches_every_teacher"]

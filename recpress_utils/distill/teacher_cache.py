@@ -195,28 +195,46 @@ def sampled_cached_kd_loss(top_scores: Tensor, items: Tensor, pool_scores: Tenso
     ``top_scores (M, K)`` are the student's logits of the teacher's top-K ``items``;
     ``pool_scores (M, N)`` its logits of the shared ``pool (N,)``, drawn with replacement with
     ``N q_j`` expected copies of item j (``log_expected_count (N,)`` = ``log(N q_j)`` of each
-    pooled item). With pooled items that are in a row's top-K removed,
-    ``sum_{j in pool} exp(v_j / T - log(N q_j))`` is an unbiased estimate of the bucket's
-    unnormalised mass ``sum_{j not in top-K} exp(v_j / T)`` (the logQ correction of
-    :func:`recpress_utils.losses.sampled_softmax`); the student's K + 1 probabilities are
-    normalised with it. A row whose every pooled item is in its top-K has no estimate: its bucket
-    term is left out, and its top-K are normalised among themselves. ``pool_scores`` is
-    modified in place.
+    pooled item). The student's K + 1 probabilities come from :func:`sampled_student_log_probs`.
+    A row whose every pooled item is in its top-K has no estimate of the bucket: its bucket term
+    is left out, and its top-K are normalised among themselves. ``pool_scores`` is modified in
+    place.
     """
     if top_scores.shape[0] == 0:
         return top_scores.sum()
+    log_q_top, log_q_rest, estimated = sampled_student_log_probs(top_scores, items, pool_scores, pool,
+                                                                 log_expected_count, temperature)
+    return _top_and_rest_kl(log_q_top, log_q_rest, teacher_logits, rest_lse, temperature, keep_rest=estimated)
+
+
+def sampled_student_log_probs(top_scores: Tensor, items: Tensor, pool_scores: Tensor, pool: Tensor,
+                              log_expected_count: Tensor, temperature: float,
+                              counted: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
+    """The student's log-probabilities at ``temperature`` of each row's ``items (M, K)`` and of
+    "any other item", from their logits ``top_scores (M, K)`` and a sampled pool's.
+
+    With pooled items that are among a row's ``items`` removed,
+    ``sum_{j in pool} exp(v_j / T - log(N q_j))`` is an unbiased estimate of the bucket's
+    unnormalised mass ``sum_{j not in items} exp(v_j / T)`` (the logQ correction of
+    :func:`recpress_utils.losses.sampled_softmax`); the K + 1 probabilities are normalised with
+    it. ``counted (M, K)``, when given, marks the entries that enter the normaliser: False for an
+    item repeated in its row (several teachers' lists), which must count once. Returns
+    ``(log_q_top (M, K), log_q_rest (M,), estimated (M,))``, ``estimated`` False where every pooled
+    item is among the row's items (no estimate: ``log_q_rest`` -inf, the top normalised alone).
+    ``pool_scores`` is modified in place."""
+    lowest = torch.finfo(top_scores.dtype).min  # the lowest finite value, not -inf: no NaN in gradients
     z_top = top_scores / temperature
     z_pool = pool_scores.div_(temperature).sub_(log_expected_count)
     sorted_items = items.sort(dim=1).values
     pooled = pool.expand(len(items), -1).contiguous()
     at = torch.searchsorted(sorted_items, pooled).clamp_(max=items.shape[1] - 1)
     in_top = sorted_items.gather(1, at) == pooled
-    z_pool.masked_fill_(in_top, torch.finfo(z_pool.dtype).min)  # lowest finite value: no NaN
+    z_pool.masked_fill_(in_top, lowest)
     estimated = ~in_top.all(dim=1)
     log_rest = torch.where(estimated, z_pool.logsumexp(dim=1), torch.full_like(z_top[:, 0], float("-inf")))
-    log_norm = torch.logaddexp(z_top.logsumexp(dim=1), log_rest)
-    return _top_and_rest_kl(z_top - log_norm[:, None], log_rest - log_norm, teacher_logits, rest_lse,
-                            temperature, keep_rest=estimated)
+    z_norm = z_top if counted is None else z_top.masked_fill(~counted, lowest)
+    log_norm = torch.logaddexp(z_norm.logsumexp(dim=1), log_rest)
+    return z_top - log_norm[:, None], log_rest - log_norm, estimated
 
 
 def _top_and_rest_kl(log_q_top: Tensor, log_q_rest: Tensor, teacher_logits: Tensor, rest_lse: Tensor,

@@ -183,8 +183,8 @@ def kd_inputs(wildcards):
         inputs["teachers"] = [teacher["checkpoint"] for teacher in teachers]
     if any(teacher["neighbors_path"] for teacher in teachers):
         inputs["neighbors"] = f"{OUT}/kg/neighbors.pt"
-    if teachers and (cache := settings.teacher_cache_file(config, teachers[0]["checkpoint"], wildcards.method)):
-        inputs["cache"] = cache
+    if caches := [c for c in settings.kd_teacher_caches(config, wildcards.method, teachers) if c]:
+        inputs["caches"] = caches
     return inputs
 
 
