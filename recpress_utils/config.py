@@ -200,11 +200,11 @@ def kd_seeds(cfg: Mapping[str, Any]) -> list[int]:
     if teacher_seed is not None and teacher_seed not in paper_seeds(cfg):
         raise ValueError(f"kd.teacher_seed {teacher_seed} is not among the paper's seeds {paper_seeds(cfg)}: "
                          "the teachers are trained only there")
-    if teacher_seed is not None and cfg["distill"]["top_k"] is not None and kd_train(cfg).get("max_windows") \
+    if teacher_seed is not None and cfg["distill"]["top_k"] is not None and student_train(cfg).get("max_windows") \
             and set(seeds) - {teacher_seed}:
         raise ValueError(f"kd.teacher_seed with train.max_windows: the teacher's top-K cache holds the prefixes of "
                          f"seed {teacher_seed}'s sample of training windows, and a student of another seed samples "
-                         "others; drop max_windows for the toolkit (kd.train: {max_windows: null}) or kd.teacher_seed")
+                         "others; drop max_windows (the cache then holds every window) or kd.teacher_seed")
     return seeds
 
 
@@ -226,9 +226,10 @@ def check_kd(cfg: Mapping[str, Any]) -> None:
             if group != KD_CONTROL and model not in cfg["models"]:
                 raise ValueError(f"{where}: teacher {group!r} is no model of this profile "
                                  f"(models: {', '.join(cfg['models'])}; or {KD_CONTROL!r})")
-    if cfg["distill"]["top_k"] is not None and kd_train(cfg).get("max_windows") != student_train(cfg).get("max_windows"):
+    budget = student_train(cfg).get("max_windows")
+    if cfg["distill"]["top_k"] is not None and budget is not None and kd_train(cfg).get("max_windows") != budget:
         raise ValueError("kd.train.max_windows differs from the distilled students' train.max_windows: the teacher's "
-                         "top-K cache is built once over the students' sample of training windows")
+                         "top-K cache holds only the students' sample of training windows")
 
 
 def kd_online(cfg: Mapping[str, Any], method: str) -> bool:

@@ -141,13 +141,20 @@ def test_one_teacher_seed_teaches_every_student_seed() -> None:
 @pytest.mark.parametrize("kd,message", [
     ({"seeds": [42, 43]}, r"kd.seeds \[43\] are not among the paper's seeds \[42\]: no teacher"),
     ({"seeds": [42, 43], "teacher_seed": 43}, r"kd.teacher_seed 43 is not among the paper's seeds \[42\]"),
-    ({"seeds": [42, 43], "teacher_seed": 42, "train": {"max_windows": 100}}, "differs from the distilled students'"),
 ])
 def test_student_seeds_without_a_trained_teacher_fail_before_any_job(kd, message) -> None:
     with pytest.raises(ValueError, match=message):
         rc.kd_runs(_one_teacher(**kd))
-    with pytest.raises(ValueError, match="holds the prefixes of seed 42's sample"):  # a budget the students share
+
+
+def test_a_window_budget_must_stay_inside_the_teacher_cache() -> None:
+    """The cache holds the students' windows: all of them, or, under train.max_windows, the teacher
+    seed's sample; a toolkit budget must draw from what it holds."""
+    assert rc.kd_runs(_one_teacher(seeds=[42, 43], teacher_seed=42, train={"max_windows": 100}))  # every window cached
+    with pytest.raises(ValueError, match="holds the prefixes of seed 42's sample"):
         rc.kd_runs(_one_teacher(shared_train={"max_windows": 100}, seeds=[42, 43], teacher_seed=42))
+    with pytest.raises(ValueError, match="differs from the distilled students'"):
+        rc.kd_runs(_one_teacher(shared_train={"max_windows": 100}, train={"max_windows": 50}))
 
 
 def test_the_page_says_what_a_seed_varies_and_divides_by_the_teacher_it_used() -> None:
