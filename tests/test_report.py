@@ -667,3 +667,45 @@ def test_kept_peers_do_not_depend_on_the_paper_stages_settings():
     new = {**old, "distill": {"temperatures": [0.5, 1, 2, 5]}}
     assert _config_conflicts(old, new, ["popularity", "sasrec"]) == []
     assert _config_conflicts(old, new, ["sasrec", "student-T1"]) == ["distill.temperatures"]
+
+
+def _write_kd(root: Path, size: str, method: str, seed: int, value: float) -> None:
+    """One toolkit run's ``kd/<size>/<method>_s<seed>/metrics.json`` as ``recpress_utils.runs.kd_run`` writes it."""
+    run = root / "kd" / size / f"{method}_s{seed}"
+    run.mkdir(parents=True)
+    teachers = [] if method == "control" else [{"checkpoint": f"{root}/runs/mixed_attention-n2v_s42/model.pt"}]
+    run.joinpath("metrics.json").write_text(json.dumps({
+        "seed": seed, "test": level(value), "best_epoch": 3, "epochs_run": 5, "train_seconds": 10.0,
+        "seconds_per_epoch": 2.0, "n_parameters": 100,
+        "kd": {"method": None if method == "control" else "soft_labels", "teachers": teachers, "method_parameters": 0}}))
+
+
+def test_extend_digest_merges_the_toolkit_runs_of_several_sittings(tmp_path):
+    """Toolkit runs made over sittings (one seed per sitting on a machine that is not kept): a
+    sitting's runs replace the committed ones of the same size, method and seed, the others stay
+    and are named in the provenance, and a changed toolkit setting under kept runs is refused."""
+    from recpress_utils.report.digest import build_digest, extend_digest, load_digest
+
+    config = {"dataset": "x", "paper": True, "seeds": list(SEEDS), "paper_seeds": [42], "train": {}, "models": {},
+              "kd": {"teacher_seed": 42, "train": {"epochs": 5}, "sizes": {"e16": {"emb_dim": 16}},
+                     "methods": {"soft": {"method": "soft_labels"}}}}
+    old, new, digest = tmp_path / "old", tmp_path / "new", tmp_path / "digest"
+    for results in (old, new):
+        (results / "prepared").mkdir(parents=True)
+        (results / "prepared" / "stats.json").write_text("{}")
+    write_run(old, "mixed_attention-n2v", 42, level(0.3))
+    write_run(new, "mixed_attention-n2v", 42, level(0.3))
+    for method in ("control", "soft"):
+        for seed in (42, 43):
+            _write_kd(old, "e16", method, seed, 0.2)
+        for seed in (43, 44):
+            _write_kd(new, "e16", method, seed, 0.25)
+    build_digest(old, digest, config)
+    with pytest.raises(ValueError, match=r"kd.train.*rerun them"):
+        extend_digest(new, digest, {**config, "kd": {**config["kd"], "train": {"epochs": 8}}})
+    extend_digest(new, digest, config)
+    kd = load_digest(digest).kd.set_index(["method", "seed"])["NDCG@10"]
+    assert sorted(kd.index) == [(m, s) for m in ("control", "soft") for s in (42, 43, 44)]
+    assert kd[("soft", 42)] == pytest.approx(0.2) and kd[("soft", 43)] == pytest.approx(0.25)
+    kept = load_digest(digest).provenance["kept"]
+    assert [s["runs"] for s in kept] == [["kd/e16/control_s42", "kd/e16/soft_s42"]]

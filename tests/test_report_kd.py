@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from recpress_utils import config as rc
-from recpress_utils.report.kd import (best_against_control, method_table, pareto_points, seed_varies,
+from recpress_utils.report.kd import (best_against_control, budget_note, method_table, pareto_points, seed_varies,
                                       teacher_reference, verdict)
 
 SEEDS = (42, 43, 44)
@@ -165,3 +165,6 @@ def test_the_page_says_what_a_seed_varies_and_divides_by_the_teacher_it_used() -
     assert "Node2Vec walks" in seed_varies({})
     one = seed_varies({"kd": {"teacher_seed": 42}})
     assert "teachers trained at seed 42" in one and "Node2Vec" not in one
+
+    assert budget_note({"kd": {}}) is None and budget_note({}) is None
+    assert "kd.train: epochs 10" in budget_note({"kd": {"train": {"epochs": 10}}})

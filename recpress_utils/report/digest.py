@@ -308,8 +308,10 @@ def extend_digest(results_dir: str | Path, digest_dir: str | Path, config: Mappi
     checkpoints are gone): each run, validation curve, training job and relatedness entry of
     ``results_dir`` replaces the committed one of the same name; the committed ones it did not make
     are kept, provided ``config`` still makes them (:func:`_config_conflicts`, as
-    :func:`update_digest` checks). The latency benchmark, the distillation toolkit's files and the
-    data statistics are the fresh run's where it made them. ``provenance.json`` is the fresh run's
+    :func:`update_digest` checks). The toolkit's runs (``kd.csv``) are merged the same way, by
+    size, method and seed (:func:`_kd_conflicts` for the kept ones). The latency benchmarks
+    (``latency.json``, ``kd_latency.json``) and the data statistics are the fresh run's where it
+    made them. ``provenance.json`` is the fresh run's
     (``config`` its effective config), with one entry under ``kept`` per earlier sitting that made
     a kept run: its runs, commit, machine and packages (:func:`_kept_sittings`), so the page never
     hides that several sittings made it.
@@ -322,6 +324,11 @@ def extend_digest(results_dir: str | Path, digest_dir: str | Path, config: Mappi
     if conflicts := _config_conflicts(committed.config, config, sorted(set(kept_runs["model"]))):
         raise ValueError(f"the config differs from the committed digest's for the kept runs "
                          f"{sorted(kept_runs['run'])}: {conflicts}; rerun them")
+    fresh_kd = _kd_table(results) if (results / "kd").is_dir() else None
+    kept_kd = _kept_kd(committed.kd, fresh_kd)
+    if len(kept_kd) and (conflicts := _kd_conflicts(committed.config, config, kept_kd)):
+        raise ValueError(f"the config differs from the committed digest's for the kept toolkit runs "
+                         f"{_kd_names(kept_kd)}: {conflicts}; rerun them")
     old_curves = committed.curves.rename(columns={"group": "model"})
     kept_curves = old_curves.merge(kept_runs[["model", "seed"]], on=["model", "seed"]) if len(old_curves) else old_curves
     jobs, old_jobs = stages(results), pd.read_csv(out / "stages.csv", dtype={"stage": str})
@@ -341,12 +348,42 @@ def extend_digest(results_dir: str | Path, digest_dir: str | Path, config: Mappi
         fresh = read_json(source)
         kept = {r: v for r, v in (committed.relatedness or {}).get("runs", {}).items() if r in set(kept_runs["run"])}
         write_json({**fresh, "runs": dict(sorted({**kept, **fresh["runs"]}.items()))}, out / "relatedness.json")
-    if (results / "kd").is_dir():
-        _write_tables(out, {KD_FILE: _kd_table(results)})
+    if fresh_kd is not None:
+        _write_tables(out, {KD_FILE: pd.concat([kept_kd, fresh_kd[kept_kd.columns] if len(kept_kd) else fresh_kd])
+                                     .sort_values(["size", "method", "seed"], kind="stable")}, DECIMALS)
     write_json(_data_stats(results), out / "data.json")
     write_json({**provenance(dict(config), results),
-                "kept": _kept_sittings(committed.provenance, set(kept_runs["run"]))}, out / "provenance.json")
+                "kept": _kept_sittings(committed.provenance, set(kept_runs["run"]) | set(_kd_names(kept_kd)))},
+               out / "provenance.json")
     return out
+
+
+def _kept_kd(committed: pd.DataFrame | None, fresh: pd.DataFrame | None) -> pd.DataFrame:
+    """The committed toolkit runs a sitting keeps: those its own runs (``fresh``) do not make again.
+    A sitting without toolkit runs leaves ``kd.csv`` as committed (none of it is "kept" anew)."""
+    if committed is None or fresh is None:
+        return pd.DataFrame(columns=["size", "method", "seed"])
+    key = ["size", "method", "seed"]
+    return committed[~committed.set_index(key).index.isin(fresh.set_index(key).index)]
+
+
+def _kd_names(kd: pd.DataFrame) -> list[str]:
+    """Toolkit runs by folder name, ``kd/<size>/<method>_s<seed>``."""
+    return sorted(f"kd/{z}/{m}_s{s}" for z, m, s in zip(kd["size"], kd["method"], kd["seed"]))
+
+
+def _kd_conflicts(old: Mapping[str, Any], new: Mapping[str, Any], kept: pd.DataFrame) -> list[str]:
+    """Why kept toolkit runs made under config ``old`` would not be made under ``new``: the shared
+    toolkit settings (its training, teacher seed, the teacher and its cache), a kept size's student
+    or a kept method's entry."""
+    before, after = old.get("kd") or {}, new.get("kd") or {}
+    conflicts = [f"kd.{key}" for key in ("train", "teacher_seed") if before.get(key) != after.get(key)]
+    conflicts += [f"distill.{key}" for key in ("teacher", "top_k", "negatives")
+                  if (old.get("distill") or {}).get(key) != (new.get("distill") or {}).get(key)]
+    for section, names in (("sizes", set(kept["size"])), ("methods", set(kept["method"]) - {"control"})):
+        conflicts += [f"kd.{section}.{name}" for name in sorted(names)
+                      if (before.get(section) or {}).get(name) != (after.get(section) or {}).get(name)]
+    return conflicts
 
 
 #: What a sitting's provenance says about where its runs were made.

@@ -34,6 +34,17 @@ def seed_varies(config: Mapping[str, Any]) -> str:
             "(kd.teacher_seed); data, split and PMI graph are shared")
 
 
+def budget_note(config: Mapping[str, Any]) -> str | None:
+    """The toolkit's own training settings (``kd.train``) when it has any: a budget that every
+    method and its control share, which the table's figures are under; None without one."""
+    budget = (config.get("kd") or {}).get("train") or {}
+    if not budget:
+        return None
+    settings = ", ".join(f"{key} {value}" for key, value in sorted(budget.items()))
+    return (f"Every method and its control trained under the same budget (kd.train: {settings}) over the paper "
+            "students' settings: the figures compare methods at that budget, not fully trained students.")
+
+
 def teacher_reference(runs: pd.DataFrame, teacher: str, metric: str, config: Mapping[str, Any]) -> float:
     """The teacher's mean ``metric`` that *% of teacher* divides by: over the teacher's seeds, or its
     run at ``kd.teacher_seed``, the one the students learnt from. ``runs``: a digest's runs (group,
