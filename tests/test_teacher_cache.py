@@ -13,8 +13,8 @@ from recpress_utils.distill import distillation_loss, kd_loss
 from recpress_utils.sequences import Sessions, left_pad, train_batches
 from recpress_utils.losses import PopularityPool, output_states, sampled_softmax_loss
 from recpress_utils.distill.teacher_cache import (build_teacher_cache, build_teacher_caches, cached_kd_loss,
-                                                  load_teacher_cache, prefix_keys, sampled_cached_kd_loss,
-                                                  save_teacher_caches)
+                                                  load_teacher_cache, pooled_in_rows, prefix_keys,
+                                                  sampled_cached_kd_loss, save_teacher_caches)
 from tests.test_distill import N_ITEMS, batch, logits, models
 
 
@@ -155,6 +155,22 @@ def test_popularity_pools_estimate_the_cached_loss() -> None:
         estimates.append(sampled_cached_kd_loss(v.gather(1, items), items, v[:, drawn].clone(), drawn,
                                                 pool.log_expected_count[drawn].double(), values, rest, 2.0).item())
     assert abs(np.mean(estimates) - exact) < 0.03 * exact, (np.mean(estimates), exact)
+
+
+def test_pooled_items_are_found_in_each_rows_items_by_brute_force() -> None:
+    """Every copy of a pooled item is marked, items absent from the pool or repeated in a row
+    change nothing, and a pool drawn from a catalogue larger than any row's items works."""
+    rng = np.random.default_rng(5)
+    for n_items, rows, k, n in [(9, 6, 3, 40), (500, 30, 20, 64), (4, 3, 1, 2)]:
+        pool = torch.from_numpy(rng.integers(1, n_items, size=n))
+        items = torch.from_numpy(rng.integers(1, n_items, size=(rows, k)))
+        items[0, 0] = pool[-1]  # a hit on a pooled item's last copy
+        expected = torch.tensor([[int(p) in set(row.tolist()) for p in pool] for row in items])
+        assert torch.equal(pooled_in_rows(pool, items), expected)
+    pool = torch.tensor([3, 3, 7, 2, 3])
+    assert pooled_in_rows(pool, torch.tensor([[3, 3], [9, 1]])).tolist() == [
+        [True, True, False, False, True], [False] * 5]
+    assert pooled_in_rows(pool, torch.zeros(0, 4, dtype=torch.long)).shape == (0, 5)
 
 
 def test_a_row_whose_pool_lies_in_its_top_k_drops_the_bucket_with_finite_gradients() -> None:
