@@ -306,7 +306,7 @@ class KDJob:
     RD, RRD: the first teacher's; multi-teacher soft labels: every teacher's) get it cached once per
     training prefix, from the files ``teacher_caches`` (one per teacher, "" for none: built in the
     run; :func:`teacher_cache_run`) where the pipeline built them; ``negatives`` gives soft labels
-    the student's sampled pool (as :func:`distill_run`).
+    the student's sampled pool (as :func:`distill_run`) and deep mutual learning its KL over a pool.
     """
 
     method: str | None
@@ -390,7 +390,10 @@ def kd_fit(
                                              float(settings.get("temperature", 1.0)), path or None, progress)
                 caches.append(cache)
                 cache_infos.append(info)
-        pool = None if negatives is None or not caches else PopularityPool(counts, seed=seed, **negatives)
+        # the student's sampled pool: for soft labels only beside a teacher cache; mutual learning's
+        # KL over the pool needs none (its peer's logits are computed anyway)
+        sampled = negatives is not None and (bool(caches) or not uses_teacher_cache(kind))
+        pool = PopularityPool(counts, seed=seed, **negatives) if sampled else None
         context: dict[str, Any] = {"base_loss": base_loss, "positions": train_cfg.loss_positions, "seed": seed,
                                    "cache": caches[0] if caches else None, "caches": caches or None, "pool": pool,
                                    "student_width": student.item_output()[0].shape[1]}

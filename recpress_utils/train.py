@@ -294,10 +294,10 @@ def adamw(parameters: list[torch.nn.Parameter], cfg: TrainConfig, device: torch.
 
 def loss_generators(loss_fn: LossFn) -> dict[str, torch.Generator]:
     """The random generators a loss draws from, by name, for checkpoints: a plain loss's
-    ``generator`` (negatives, masks) as ``loss``; a distillation method's own and its base loss's."""
-    own = getattr(loss_fn, "generator", None)
-    base = getattr(loss_fn, "base_loss", None)
-    named = {"loss": own, "base_loss": getattr(base, "generator", None) if base is not None else None}
+    ``generator`` (negatives, masks) as ``loss``; a distillation method's own, its base loss's
+    and, for a peer trained alongside (deep mutual learning), the peer's loss's."""
+    named = {"loss": getattr(loss_fn, "generator", None),
+             **{name: getattr(getattr(loss_fn, name, None), "generator", None) for name in ("base_loss", "peer_loss")}}
     return {name: g for name, g in named.items() if g is not None}
 
 

@@ -128,6 +128,32 @@ def test_mutual_learning_moves_each_model_only_by_its_own_kd_term() -> None:
         torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-7)
 
 
+
+def test_mutual_learning_over_a_pool_of_every_item_once_is_the_full_kl() -> None:
+    """Sampled DML: with each item pooled once and N q_j = 1 the candidates are the whole catalogue
+    (a row's own item once, its pooled copy masked), so both KL terms, and so the value and each
+    model's gradient, equal the full-vocabulary ones."""
+    from recpress_utils.losses import PopularityPool
+
+    inputs, targets = batch()
+    pool = PopularityPool(torch.ones(N_ITEMS), n_negatives=N_ITEMS - 1)
+    pool.draw = lambda device="cpu": torch.arange(1, N_ITEMS)
+    pool.log_expected_count = torch.zeros(N_ITEMS)
+    values, grads = [], []
+    for sampled in (pool, None):
+        s, peer = student().eval(), teacher().eval()
+        method = build_method("mutual", [], {"temperature": 2.0, "hard_weight": 0.0}, base_loss=full_cross_entropy(),
+                              peer=peer, peer_loss=lambda *a: torch.zeros(()), pool=sampled)
+        method.eval()
+        value = method(s, inputs, targets)
+        value.backward()
+        values.append(value.detach())
+        grads.append([p.grad.clone() for p in [*s.parameters(), *peer.parameters()] if p.grad is not None])
+    torch.testing.assert_close(values[0], values[1])
+    assert len(grads[0]) == len(grads[1]) > 0
+    for got, want in zip(*grads):
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-6)
+
 # -- the shared interface ------------------------------------------------------------------------
 def test_every_method_computes_the_students_encoder_once_per_batch() -> None:
     inputs, targets = batch()
@@ -232,11 +258,40 @@ def test_kd_run_trains_a_method_with_parameters_and_resumes_exactly(tiny_prepare
     job = KDJob(method="de", method_settings={"method": "experts", "settings": {"n_experts": 3}}, teachers=teachers,
                 student_kwargs=student_kwargs, student_loss={"loss": "cross_entropy"}, train_cfg=cfg, seed=3,
                 threads=1)
-    whole = kd_run(tiny_prepared, tmp_path / "whole", job, progress=False)[2]
+    whole, again = _whole_and_resumed(tiny_prepared, tmp_path, monkeypatch, job)
     assert whole["kd"]["method"] == "experts" and whole["kd"]["method_parameters"] > 0
+    # the control: the same student, its own loss only, no teacher read
+    control = kd_run(tiny_prepared, tmp_path / "control",
+                     KDJob(None, None, [], student_kwargs, {"loss": "cross_entropy"}, cfg, 3, 1), progress=False)[2]
+    assert control["kd"]["method"] is None and control["test"] != whole["test"]
 
+
+def test_sampled_mutual_learning_resumes_exactly(tiny_prepared, tmp_path, monkeypatch) -> None:
+    """DML over a pool with sampled losses on both sides draws from three generators (the pool,
+    the student's loss, the peer's loss): a killed run resumes exactly, so each is checkpointed."""
+    from recpress_utils.runs import KDJob
+    from recpress_utils.train import TrainConfig
+
+    sampled = {"loss": "sampled_softmax", "loss_settings": {"n_negatives": 8, "uniform_mix": 0.1}}
+    peer = {"model": "mixed_attention", "model_kwargs": {"emb_dim": 16, "qkv_dim": 16, "mlp_hidden": 16},
+            "neighbors_path": "", "checkpoint": "", **sampled}
+    job = KDJob(method="dml", method_settings={"method": "mutual"}, teachers=[peer],
+                student_kwargs={"emb_dim": 16, "qkv_dim": 16, "n_filters": 8, "proj_dim": 16}, student_loss=sampled,
+                train_cfg=TrainConfig(epochs=2, batch_size=64, patience=5, device="cpu"), seed=3, threads=1,
+                negatives={"n_negatives": 8, "uniform_mix": 0.1})
+    _whole_and_resumed(tiny_prepared, tmp_path, monkeypatch, job)
+
+
+def _whole_and_resumed(tiny_prepared, tmp_path, monkeypatch, job) -> tuple[dict, dict]:
+    """``job`` run whole, and run again after being killed in its second epoch; asserts that the
+    two end alike (test metrics, every epoch's training loss) and returns both metrics."""
+    import recpress_utils.distill as distill
+    import recpress_utils.runs as runs
+    from recpress_utils.runs import kd_run
     from recpress_utils.sequences import load_sessions, training_windows
 
+    cfg = job.train_cfg
+    whole = kd_run(tiny_prepared, tmp_path / "whole", job, progress=False)[2]
     per_epoch = -(-len(training_windows(load_sessions(tiny_prepared, "train"), cfg.max_len).items) // cfg.batch_size)
     real_build, calls = distill.build_method, []
 
@@ -260,7 +315,4 @@ def test_kd_run_trains_a_method_with_parameters_and_resumes_exactly(tiny_prepare
     again = kd_run(tiny_prepared, tmp_path / "killed", job, progress=False)[2]
     assert again["test"] == whole["test"]
     assert [h["train_loss"] for h in again["history"]] == [h["train_loss"] for h in whole["history"]]
-    # the control: the same student, its own loss only, no teacher read
-    control = kd_run(tiny_prepared, tmp_path / "control",
-                     KDJob(None, None, [], student_kwargs, {"loss": "cross_entropy"}, cfg, 3, 1), progress=False)[2]
-    assert control["kd"]["method"] is None and control["test"] != whole["test"]
+    return whole, again
