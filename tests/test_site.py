@@ -16,10 +16,12 @@ from recpress_utils.report.digest import load_digest
 
 @pytest.fixture(scope="module")
 def digests():
-    """The synthetic digest, a peers-only one (Diginetica) and two datasets without a digest."""
+    """The synthetic digest, a peers-only one (its config's ``paper: false``, as a profile that runs the
+    peers alone writes it) and three datasets without a digest."""
     synthetic = load_digest(REPO_ROOT / "reports" / "synthetic")
-    peers = load_digest(REPO_ROOT / "reports" / "diginetica")
-    return {"synthetic": synthetic, "diginetica": peers, "yoochoose1_64": None, "ml-1m": None, "ml-100k": None}
+    peers = dataclasses.replace(synthetic, provenance={**synthetic.provenance,
+                                                       "config": {**synthetic.config, "paper": False}})
+    return {"synthetic": synthetic, "diginetica": None, "yoochoose1_64": None, "ml-1m": peers, "ml-100k": None}
 
 
 def test_every_cell_has_a_verdict_and_the_judged_column_is_the_claims_table(digests):
@@ -28,14 +30,14 @@ def test_every_cell_has_a_verdict_and_the_judged_column_is_the_claims_table(dige
     table = claims_table(digests["synthetic"])
     for claim in CLAIMS:
         assert matrix.at[claim, "Synthetic (default)"] == f"{table.at[claim, 'verdict']}: {table.at[claim, 'headline']}"
-        assert matrix.at[claim, "Diginetica"].startswith("not run: peers only")
-        assert matrix.at[claim, "MovieLens-1M"] == "not run: no digest committed yet"
+        assert matrix.at[claim, "MovieLens-1M"].startswith("not run: peers only")
+        assert matrix.at[claim, "Diginetica"] == "not run: no digest committed yet"
 
 
 def test_counts_and_summary_say_what_was_found_and_what_waits(digests):
     counts = site.verdict_counts(digests)
     assert (counts.sum(axis=1) == len(CLAIMS)).all()
-    assert counts.loc["Diginetica", site.NOT_RUN] == len(CLAIMS)
+    assert counts.loc["MovieLens-1M", site.NOT_RUN] == len(CLAIMS)
     text = site.summary(digests)
     judged = counts.loc["Synthetic (default)"]
     table = claims_table(digests["synthetic"])
@@ -53,8 +55,8 @@ def test_the_html_colours_each_verdict_and_links_only_pages_that_exist(digests):
     verdicts = re.findall(r'data-verdict="([^"]+)" style="[^"]*background:(#[0-9a-f]{6})', page)
     assert len(verdicts) == len(CLAIMS) * len(digests)
     assert all(site.COLOURS[v] == colour for v, colour in verdicts)
-    assert 'href="synthetic/index.html#The-claims"' in page and 'href="diginetica/index.html"' in page
-    assert "ml-1m/index.html" not in page and "yoochoose1_64/index.html" not in page
+    assert 'href="synthetic/index.html#The-claims"' in page and 'href="ml-1m/index.html"' in page
+    assert "diginetica/index.html" not in page and "yoochoose1_64/index.html" not in page
 
 
 def test_a_paper_run_without_seeds_enough_is_judged_not_skipped(digests):
