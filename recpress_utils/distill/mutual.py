@@ -82,7 +82,7 @@ class MutualLearning(Distiller):
 def candidate_logits(model: nn.Module, hidden: Tensor, labels: Tensor, negatives: Tensor, log_expected_count: Tensor,
                      hit: Tensor, temperature: float) -> Tensor:
     """``(M, 1 + N)`` logits at ``temperature`` of each row's true item and the shared ``negatives``,
-    less ``log(N q_j)``; accidental ``hit``\ s (a pooled copy of the row's item) get the lowest
+    less ``log(N q_j)``; accidental hits (``hit``: a pooled copy of the row's item) get the lowest
     finite value, so both models give them no mass and the KL no NaN."""
     hidden = output_states(model, hidden)
     true = scores_for(model, hidden, labels[:, None]).div(temperature) - log_expected_count[labels][:, None]
