@@ -60,7 +60,10 @@ def _validate(scores: torch.Tensor, targets: torch.Tensor) -> None:
         )
     if targets.is_floating_point() or targets.is_complex() or targets.dtype == torch.bool:
         raise ValueError(f"targets must be an integer tensor, got {targets.dtype}")
-    if (torch.isnan(scores) | (scores == float("inf"))).any():
+    # One reduction instead of two elementwise masks over B x N: the maximum is NaN if any
+    # score is NaN (torch's max propagates NaN) and +inf if any is +inf.
+    top = scores.detach().amax()
+    if torch.isnan(top) or top == float("inf"):
         raise ValueError("scores must be finite or -inf (found NaN or +inf)")
     n_items = scores.shape[1]
     low = 1 if targets.dim() == 1 else 0  # 0 is padding only in set mode
@@ -76,6 +79,21 @@ def _validate(scores: torch.Tensor, targets: torch.Tensor) -> None:
 #: in turn (R passes over B x N); above it, one pass places every score among the row's sorted
 #: target scores (B=512, N=150k, one thread: 1.2 s at R=1 either way's best, 6 s instead of 64 s at R=50).
 ONE_PASS_ABOVE = 2
+#: On the CPU the per-target comparison runs over blocks of this many rows, so each block's
+#: B x N boolean mask stays in cache, and sums it into int32 (a bool sum into int64 is 2x slower):
+#: 512 rows x 37,484 items, one thread, 120 ms -> 15-25 ms. Accelerators take the batch at once.
+CPU_ROW_BLOCK = 32
+
+
+def _count_at_least_each(items: torch.Tensor, thresholds: torch.Tensor) -> torch.Tensor:
+    """``(B, R)`` counts by one comparison pass per threshold column (few thresholds per row)."""
+    block = CPU_ROW_BLOCK if items.device.type == "cpu" else items.shape[0]
+    counts = [
+        torch.stack([(items[r:r + block] >= thresholds[r:r + block, c:c + 1]).sum(dim=1, dtype=torch.int32)
+                     for c in range(thresholds.shape[1])], dim=1)
+        for r in range(0, items.shape[0], block)
+    ]
+    return torch.cat(counts).long()
 
 
 def count_at_least(items: torch.Tensor, thresholds: torch.Tensor) -> torch.Tensor:
@@ -89,7 +107,7 @@ def count_at_least(items: torch.Tensor, thresholds: torch.Tensor) -> torch.Tenso
     """
     n_rows, n_thresholds = thresholds.shape
     if n_thresholds <= ONE_PASS_ABOVE:
-        return torch.stack([(items >= thresholds[:, c:c + 1]).sum(dim=1) for c in range(n_thresholds)], dim=1)
+        return _count_at_least_each(items, thresholds)
     ordered, order = thresholds.sort(dim=1)
     # position p = how many thresholds are <= the score; the score is >= the j-th smallest iff p >= j
     position = torch.searchsorted(ordered.contiguous(), items.contiguous(), right=True, out_int32=True)

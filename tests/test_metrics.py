@@ -342,6 +342,8 @@ def test_accumulator_equals_concatenation(mode):
         (torch.zeros(2, 5), torch.tensor([[1, 0], [0, 0]]), "at least one relevant"),
         (torch.tensor([[0.0, 1.0, math.nan]]), torch.tensor([1]), "NaN"),
         (torch.tensor([[0.0, 1.0, math.inf]]), torch.tensor([1]), "NaN or \\+inf"),
+        # a NaN beside -inf in another row still surfaces (the check is one max over the batch)
+        (torch.tensor([[-math.inf, math.nan, 1.0], [0.0, 1.0, 2.0]]), torch.tensor([2, 1]), "NaN"),
     ],
 )
 def test_invalid_inputs(scores, targets, match):
@@ -383,14 +385,18 @@ def test_misses_count_in_the_denominator():
         acc.add_misses(-1)
 
 
+@pytest.mark.parametrize("n_rows", [7, 70])
 @pytest.mark.parametrize("n_targets", [1, 2, 3, 40])
-def test_count_at_least_is_the_brute_force_count_on_both_paths(n_targets):
-    """The one-pass count (many targets per row) equals R comparisons, with ties and -inf."""
-    from recpress_utils.metrics import count_at_least
+def test_count_at_least_is_the_brute_force_count_on_both_paths(n_targets, n_rows):
+    """The one-pass count (many targets per row) and the blocked per-target count (70 rows span
+    three CPU row blocks, the last one partial) equal R comparisons, with ties and -inf."""
+    from recpress_utils.metrics import CPU_ROW_BLOCK, count_at_least
 
+    assert n_rows < CPU_ROW_BLOCK or n_rows % CPU_ROW_BLOCK
     gen = torch.Generator().manual_seed(n_targets)
-    items = torch.randint(-5, 6, (7, 300), generator=gen).float()
+    items = torch.randint(-5, 6, (n_rows, 300), generator=gen).float()
     items[:, :10] = float("-inf")
-    thresholds = items.gather(1, torch.randint(0, 300, (7, n_targets), generator=gen))
+    thresholds = items.gather(1, torch.randint(0, 300, (n_rows, n_targets), generator=gen))
     brute = torch.stack([(items >= thresholds[:, c:c + 1]).sum(1) for c in range(n_targets)], 1)
-    assert torch.equal(count_at_least(items, thresholds), brute)
+    counts = count_at_least(items, thresholds)
+    assert counts.dtype == torch.int64 and torch.equal(counts, brute)
