@@ -405,11 +405,19 @@ def kd_fit(
     result = fit(student, splits["train"], splits["valid"], train_cfg, seed, loss_fn=loss, progress=progress,
                  checkpoint=checkpoint, keep_checkpoint=checkpoint is not None)
     kd_info = {"name": method, "method": kind, "spec": dict(method_settings or {}), "student_loss": dict(student_loss),
-               "teachers": teachers,
+               "teachers": [{**t, **({} if online else _teacher_test(t["checkpoint"]))} for t in teachers],
                "teacher_cache": cache_infos[0] if cache_infos else None,
                **({"teacher_caches": cache_infos} if len(cache_infos) > 1 else {}),
                "method_parameters": count_parameters(loss) if isinstance(loss, torch.nn.Module) else 0}
     return student, result, kd_info
+
+
+def _teacher_test(checkpoint: str | Path) -> dict[str, Any]:
+    """The test metrics a frozen teacher's run recorded (``metrics.json`` beside its checkpoint),
+    as ``{"test": ...}``, or nothing without one: the report's *% of teacher* then divides by the
+    teacher this student learnt from, not by a digest row that a retrained teacher may differ from."""
+    metrics = Path(checkpoint).parent / "metrics.json"
+    return {"test": read_json(metrics)["test"]} if metrics.exists() else {}
 
 
 def _trained_teacher(prepared_dir: str | Path, teacher: Mapping[str, Any], train_cfg: TrainConfig) -> torch.nn.Module:

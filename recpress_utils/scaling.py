@@ -144,11 +144,15 @@ def readme_table(table: pd.DataFrame) -> str:
 
 
 def figure(table: pd.DataFrame) -> plt.Figure:
-    """Wall time and peak memory against events, log-log, one line per stage."""
+    """Wall time and peak memory against events, log-log, one line per stage. There are more stages
+    than matplotlib's ten colours, so each stage has its own (colour, line style, marker)."""
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
-    for stage, rows in table.groupby("stage"):
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, (stage, rows) in enumerate(table.groupby("stage")):
+        style = {"color": colours[i % len(colours)], "linestyle": ("-", "--", ":")[i // len(colours) % 3],
+                 "marker": ("o", "s", "^")[i // len(colours) % 3]}
         for ax, column in zip(axes, ("seconds", "max_rss_mb")):
-            ax.loglog(rows["events"], rows[column], marker="o", label=stage)
+            ax.loglog(rows["events"], rows[column], label=stage, **style)
     axes[0].set(xlabel="raw events", ylabel="wall seconds", title="time per stage")
     axes[1].set(xlabel="raw events", ylabel="peak resident memory (MB)", title="memory per stage")
     axes[1].axhline(24 * 1024, color="red", linestyle="--", linewidth=1)

@@ -260,6 +260,9 @@ def test_kd_run_trains_a_method_with_parameters_and_resumes_exactly(tiny_prepare
                 threads=1)
     whole, again = _whole_and_resumed(tiny_prepared, tmp_path, monkeypatch, job)
     assert whole["kd"]["method"] == "experts" and whole["kd"]["method_parameters"] > 0
+    # the teacher's own test metrics, as its run recorded them, travel with the student's run
+    from recpress_utils.io import read_json
+    assert whole["kd"]["teachers"][0]["test"] == read_json(tmp_path / "teacher" / "metrics.json")["test"]
     # the control: the same student, its own loss only, no teacher read
     control = kd_run(tiny_prepared, tmp_path / "control",
                      KDJob(None, None, [], student_kwargs, {"loss": "cross_entropy"}, cfg, 3, 1), progress=False)[2]
@@ -279,7 +282,8 @@ def test_sampled_mutual_learning_resumes_exactly(tiny_prepared, tmp_path, monkey
                 student_kwargs={"emb_dim": 16, "qkv_dim": 16, "n_filters": 8, "proj_dim": 16}, student_loss=sampled,
                 train_cfg=TrainConfig(epochs=2, batch_size=64, patience=5, device="cpu"), seed=3, threads=1,
                 negatives={"n_negatives": 8, "uniform_mix": 0.1})
-    _whole_and_resumed(tiny_prepared, tmp_path, monkeypatch, job)
+    whole, _ = _whole_and_resumed(tiny_prepared, tmp_path, monkeypatch, job)
+    assert "test" not in whole["kd"]["teachers"][0]  # trained alongside: no frozen teacher's metrics to record
 
 
 def _whole_and_resumed(tiny_prepared, tmp_path, monkeypatch, job) -> tuple[dict, dict]:

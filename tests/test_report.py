@@ -239,6 +239,14 @@ def test_c1_one_seed_is_inconclusive(tmp_path):
     assert result["verdict"] == "inconclusive" and "one seed" in result["evidence"]
 
 
+def test_c1_two_clear_seeds_are_still_no_verdict(tmp_path):
+    """Two seeds that both favour Mixed Attention by far: the rule is >= 3 paired seeds."""
+    groups = {g: v[:2] for g, v in four_models(shifted(BASE, [0.05, 0.06, 0.055])).items()}
+    result = claims.claim_c1(runs_of(tmp_path, groups))
+    assert result["verdict"] == "inconclusive"
+    assert "2 seeds, fewer than the 3" in result["evidence"] and result["headline"].startswith("2 seeds")
+
+
 def test_c1_missing_model_is_inconclusive(tmp_path):
     result = claims.claim_c1(runs_of(tmp_path, {"baseline": shifted(BASE, [0, 0, 0])}))
     assert result["verdict"] == "inconclusive" and "no runs of" in result["evidence"]
@@ -466,12 +474,13 @@ def test_leaderboard_sorts_by_the_first_metric_and_marks_the_paper_models(tmp_pa
     ([0.30, 0.32, 0.31], "pass"),      # 6x popularity on every seed
     ([0.06, 0.07, 0.065], "fail"),     # barely above popularity
     ([0.05, 0.30, 0.10], "inconclusive"),
+    ([0.30, 0.32], "inconclusive"),    # 6x, but two seeds decide nothing
 ])
 def test_sanity_bar_sasrec_beats_popularity_by_a_wide_margin(tmp_path, sasrec, status):
     runs = runs_of(tmp_path, {"popularity": [level(0.05)] * 3, "sasrec": [level(v) for v in sasrec]})
     bars = tables.sanity_bars(runs, "synthetic")
     assert len(bars) == 1 and bars.loc[0, "status"] == status
-    assert bars.loc[0, "source"] == "paired by seed, 3 seeds"
+    assert bars.loc[0, "source"] == f"paired by seed, {len(sasrec)} seeds"
 
 
 def test_sanity_bar_against_published_numbers(tmp_path):
@@ -669,11 +678,14 @@ def test_kept_peers_do_not_depend_on_the_paper_stages_settings():
     assert _config_conflicts(old, new, ["sasrec", "student-T1"]) == ["distill.temperatures"]
 
 
-def _write_kd(root: Path, size: str, method: str, seed: int, value: float) -> None:
-    """One toolkit run's ``kd/<size>/<method>_s<seed>/metrics.json`` as ``recpress_utils.runs.kd_run`` writes it."""
+def _write_kd(root: Path, size: str, method: str, seed: int, value: float, teacher: float | None = None) -> None:
+    """One toolkit run's ``kd/<size>/<method>_s<seed>/metrics.json`` as ``recpress_utils.runs.kd_run``
+    writes it; ``teacher``: the teacher's test level it recorded (runs before that was recorded have none)."""
     run = root / "kd" / size / f"{method}_s{seed}"
     run.mkdir(parents=True)
-    teachers = [] if method == "control" else [{"checkpoint": f"{root}/runs/mixed_attention-n2v_s42/model.pt"}]
+    recorded = {} if teacher is None else {"test": level(teacher)}
+    teachers = [] if method == "control" else [{"checkpoint": f"{root}/runs/mixed_attention-n2v_s42/model.pt",
+                                                **recorded}]
     run.joinpath("metrics.json").write_text(json.dumps({
         "seed": seed, "test": level(value), "best_epoch": 3, "epochs_run": 5, "train_seconds": 10.0,
         "seconds_per_epoch": 2.0, "n_parameters": 100,
@@ -699,7 +711,7 @@ def test_extend_digest_merges_the_toolkit_runs_of_several_sittings(tmp_path):
         for seed in (42, 43):
             _write_kd(old, "e16", method, seed, 0.2)
         for seed in (43, 44):
-            _write_kd(new, "e16", method, seed, 0.25)
+            _write_kd(new, "e16", method, seed, 0.25, teacher=0.35)
     build_digest(old, digest, config)
     with pytest.raises(ValueError, match=r"kd.train.*rerun them"):
         extend_digest(new, digest, {**config, "kd": {**config["kd"], "train": {"epochs": 8}}})
@@ -707,5 +719,11 @@ def test_extend_digest_merges_the_toolkit_runs_of_several_sittings(tmp_path):
     kd = load_digest(digest).kd.set_index(["method", "seed"])["NDCG@10"]
     assert sorted(kd.index) == [(m, s) for m in ("control", "soft") for s in (42, 43, 44)]
     assert kd[("soft", 42)] == pytest.approx(0.2) and kd[("soft", 43)] == pytest.approx(0.25)
+    # the teacher the new runs learnt from (0.35, recorded) is the reference, not the digest's row (0.3)
+    from recpress_utils.report.kd import teacher_reference
+    merged = load_digest(digest)
+    recorded = merged.kd.set_index(["method", "seed"])["teacher:NDCG@10"]
+    assert pd.isna(recorded[("soft", 42)]) and recorded[("soft", 43)] == pytest.approx(0.35)  # kept run: none
+    assert teacher_reference(merged.runs, "mixed_attention-n2v", "NDCG@10", config, merged.kd)[0] == pytest.approx(0.35)
     kept = load_digest(digest).provenance["kept"]
     assert [s["runs"] for s in kept] == [["kd/e16/control_s42", "kd/e16/soft_s42"]]

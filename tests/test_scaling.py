@@ -92,3 +92,12 @@ def test_node2vec_rows_carry_their_walks_per_item(tmp_path, monkeypatch):
     stats.parent.mkdir(parents=True)
     stats.write_text(json.dumps({"config": {"num_walks": 2}}))
     assert scaling.collect([Fraction(1)])["stage"].tolist() == ["03_node2vec_s42 (2 walks/item)"]
+
+
+def test_every_stage_of_the_figure_is_told_apart_beyond_ten_colours():
+    """The committed table has more stages than matplotlib's ten colours: no two lines look alike."""
+    table = pd.DataFrame({"stage": [f"stage {i:02d}" for i in range(13) for _ in (0, 1)],
+                          "events": [1e6, 1e7] * 13, "seconds": 10.0, "max_rss_mb": 100.0})
+    lines = scaling.figure(table).axes[0].get_lines()
+    looks = {(str(line.get_color()), line.get_linestyle(), line.get_marker()) for line in lines}
+    assert len(lines) == 13 and len(looks) == 13

@@ -2,8 +2,8 @@
 
 Intervals are over seeds, paired where two groups share them (:mod:`recpress_utils.report.results`);
 "CI > 0" means the interval's lower bound is above 0. Claim verdicts (SPEC section 8). Each is "reproduced", "not reproduced" or "inconclusive".
-Any claim decided from seeds is "inconclusive" with fewer than two seeds (the evidence says
-"one seed"), and "inconclusive" when a run group or file it needs is missing.
+Any claim decided from seeds is "inconclusive" with fewer than ``MIN_VERDICT_SEEDS`` (3) paired
+seeds (the evidence says how many), and "inconclusive" when a run group or file it needs is missing.
 
 - **C1** Mixed Attention beats the LSTM baseline on every metric, with and without Node2Vec.
   Paired differences ``mixed_attention - baseline`` and ``mixed_attention-n2v - baseline-n2v``
@@ -52,7 +52,7 @@ import pandas as pd
 from recpress_utils.latency import scaling_ratios
 from recpress_utils.names import BASELINE, PAPER_GROUPS, PAPER_NAMES, group_name
 from recpress_utils.paper import paper_numbers
-from recpress_utils.report.results import RUN, by_seed, ci_text, mean_ci, paired
+from recpress_utils.report.results import MIN_VERDICT_SEEDS, RUN, by_seed, ci_text, mean_ci, paired, too_few_seeds
 from recpress_utils.report.tables import PAPER_METRICS
 from recpress_utils.runs import teacher_of
 
@@ -96,7 +96,10 @@ def _missing(runs: pd.DataFrame, groups: Iterable[str]) -> list[str]:
 
 
 def _seed_note(n: int, what: str) -> str:
-    return "no seed shared by " + what if n == 0 else "one seed, so no confidence interval"
+    if n == 0:
+        return "no seed shared by " + what
+    return ("one seed, so no confidence interval" if n == 1
+            else f"{n} seeds, fewer than the {MIN_VERDICT_SEEDS} a verdict needs")
 
 
 def claim_c1(runs: pd.DataFrame) -> dict[str, str]:
@@ -107,13 +110,13 @@ def claim_c1(runs: pd.DataFrame) -> dict[str, str]:
         return _verdict("C1", "inconclusive", f"no runs of {', '.join(missing)}.", "runs missing")
     diffs = {(label, m): paired(runs, a, b, m) for label, (a, b) in pairs.items() for m in PAPER_METRICS}
     n = min(len(d) for d in diffs.values())
-    if n < 2:
+    if too_few_seeds(n):
         means = {k: float(d.mean()) if len(d) else np.nan for k, d in diffs.items()}
         lo, hi = min(means, key=means.get), max(means, key=means.get)
         return _verdict("C1", "inconclusive",
                         f"{_seed_note(n, 'the models')}: Mixed Attention - LSTM differences range from "
                         f"{means[lo]:+.4f} ({lo[1]}, {lo[0]}) to {means[hi]:+.4f} ({hi[1]}, {hi[0]}).",
-                        f"one seed: {means[lo] * 100:+.1f} to {means[hi] * 100:+.1f} pt")
+                        f"{too_few_seeds(n)}: {means[lo] * 100:+.1f} to {means[hi] * 100:+.1f} pt")
     cis = {k: mean_ci(d) for k, d in diffs.items()}
     above = sum(ci[1] > 0 for ci in cis.values())
     below = sum(ci[2] < 0 for ci in cis.values())
@@ -134,10 +137,10 @@ def claim_c2(runs: pd.DataFrame) -> dict[str, str]:
     kg = {m: paired(runs, "mixed_attention-n2v", "mixed_attention", m) for m in metrics}
     lstm = {m: paired(runs, "baseline-n2v", "baseline", m) for m in metrics}
     n = min(len(d) for d in [*kg.values(), *lstm.values()])
-    if n < 2:
+    if too_few_seeds(n):
         text = lambda ds: ", ".join(f"{m} {d.mean():+.4f}" if len(d) else f"{m} n/a" for m, d in ds.items())
         return _verdict("C2", "inconclusive", f"{_seed_note(n, 'the models')}: Node2Vec - random, "
-                                              f"KG model {text(kg)}; LSTM {text(lstm)}.", "one seed")
+                                              f"KG model {text(kg)}; LSTM {text(lstm)}.", too_few_seeds(n))
     kg_ci = {m: mean_ci(d) for m, d in kg.items()}
     lstm_ci = {m: mean_ci(d) for m, d in lstm.items()}
     a_holds = all(ci[1] > 0 for ci in kg_ci.values())
@@ -170,10 +173,10 @@ def claim_c3(runs: pd.DataFrame) -> dict[str, str]:
     listed = ", ".join(f"T={t} {v:.4f}" for t, v in means.items())
     diffs = {t: paired(runs, g, students["1"], metric) for t, g in students.items() if t != "1"}
     n = min(len(d) for d in diffs.values())
-    if n < 2:
+    if too_few_seeds(n):
         return _verdict("C3", "inconclusive",
                         f"{_seed_note(n, 'the students')}: best T = {best} by mean {metric} ({listed}).",
-                        f"one seed: best T = {best}")
+                        f"{too_few_seeds(n)}: best T = {best}")
     cis = {t: mean_ci(d) for t, d in diffs.items()}
     better = [t for t, ci in cis.items() if ci[1] > 0]
     not_below = [t for t in ("2", "5") if cis[t][1] >= 0]
@@ -200,10 +203,10 @@ def claim_c4(runs: pd.DataFrame, teacher: str = "mixed_attention-n2v") -> dict[s
     shares = paired(runs, students[best], teacher, metric, ratio=True)
     teacher_mean = float(by_seed(runs, teacher, metric).mean())
     head = (f"best student T = {best}: {metric} {means[best]:.4f} vs teacher {teacher_mean:.4f}")
-    if len(shares) < 2:
+    if too_few_seeds(len(shares)):
         share = f", share {shares.mean():.1%}" if len(shares) else ""
         return _verdict("C4", "inconclusive", f"{_seed_note(len(shares), 'student and teacher')}: {head}{share} "
-                                              "(paper 98 %).", f"one seed{share}")
+                                              "(paper 98 %).", f"{too_few_seeds(len(shares))}{share}")
     ci = mean_ci(shares)
     verdict = "reproduced" if ci[1] >= 0.95 else "not reproduced" if ci[2] < 0.95 else "inconclusive"
     return _verdict("C4", verdict, f"{head}; share per seed {ci_text(ci, '.1%')} over {len(shares)} seeds "
@@ -289,7 +292,7 @@ def claim_c6(relatedness: Mapping[str, Any] | None,
     random or popular items proves nothing; the claim is that the KG makes them *more* related.
     Reproduced if every available pair's interval of ``KG model - non-KG model`` lies above 0;
     not reproduced if any lies entirely at or below 0; inconclusive otherwise (or with fewer than
-    two shared seeds, or no non-KG model to compare with).
+    ``MIN_VERDICT_SEEDS`` shared seeds, or no non-KG model to compare with).
     """
     if relatedness is None:
         return _verdict("C6", "inconclusive", "no relatedness data (claims/relatedness.json not found).",
@@ -318,9 +321,9 @@ def claim_c6(relatedness: Mapping[str, Any] | None,
     n = min(len(d) for d in diffs.values())
     means = ", ".join(f"{group_name(g)} {np.mean(list(v.values())):.3f}" for g, v in sorted(per_seed.items())
                       if any(g in p for p in usable))
-    if n < 2:
+    if too_few_seeds(n):
         return _verdict("C6", "inconclusive", f"{_seed_note(n, 'the models')}: {head}; shares {means}; {context}.",
-                        "one seed")
+                        too_few_seeds(n))
     cis = {p: mean_ci(d) for p, d in diffs.items()}
     if any(ci[2] <= 0 for ci in cis.values()):
         verdict = "not reproduced"

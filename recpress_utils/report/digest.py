@@ -58,6 +58,8 @@ PAPER_FILES: tuple[str, ...] = ("latency.json", "relatedness.json")
 #: The distillation toolkit's runs (``kd/``) and the latency of one student per size, when the
 #: profile configures methods.
 KD_FILE, KD_LATENCY = "kd.csv", "kd_latency.json"
+#: ``kd.csv`` columns of the teacher's own test metrics (``teacher:MRR@20``), as the run recorded them.
+TEACHER_PREFIX = "teacher:"
 #: The cache comparison's table (:mod:`recpress_utils.distill.cache_bench`): not a pipeline
 #: output (it trains the student twice more), so a digest has it only where it was run.
 TEACHER_CACHE_FILE = "teacher_cache.csv"
@@ -116,7 +118,8 @@ def _kd_table(results: Path) -> pd.DataFrame:
     """``kd.csv``: one row per distillation-toolkit run (``kd/<size>/<method>_s<seed>``): size,
     method (the config's name; ``control`` = no KD), the method it runs, its teachers' run groups,
     seed, every test metric, epochs, seconds and parameters (the student's, and the method's own
-    trained alongside)."""
+    trained alongside), and ``teacher:<metric>``, the first frozen teacher's own test metrics as
+    its run recorded them when the student learnt from it (empty when not recorded)."""
     rows = []
     for path in sorted((results / "kd").glob("*/*/metrics.json")):
         m = read_json(path)
@@ -126,10 +129,12 @@ def _kd_table(results: Path) -> pd.DataFrame:
         rows.append({"size": path.parent.parent.name, "method": path.parent.name.rsplit("_s", 1)[0],
                      "kind": kd["method"] or "none", "teachers": "+".join(teachers), "seed": int(m["seed"]),
                      **{k: m["test"].get(k, np.nan) for k in METRICS},
+                     **{f"{TEACHER_PREFIX}{k}": kd["teachers"][0].get("test", {}).get(k, np.nan) if kd["teachers"]
+                        else np.nan for k in METRICS},
                      "best_epoch": m["best_epoch"], "last_epoch": m["epochs_run"], "train_seconds": m["train_seconds"],
                      "seconds_per_epoch": m["seconds_per_epoch"], "n_parameters": m["n_parameters"],
                      "method_parameters": kd["method_parameters"]})
-    columns = ["size", "method", "kind", "teachers", "seed", *METRICS]
+    columns = ["size", "method", "kind", "teachers", "seed", *METRICS, *(TEACHER_PREFIX + k for k in METRICS)]
     table = pd.DataFrame(rows, columns=columns + ["best_epoch", "last_epoch", "train_seconds", "seconds_per_epoch",
                                                   "n_parameters", "method_parameters"])
     return table.sort_values(["size", "method", "seed"], kind="stable").round(DECIMALS)

@@ -3,8 +3,9 @@ paired by seed (``kd.csv`` of a digest, :mod:`recpress_utils.report.digest`).
 
 A method *helps* when the 95 % t-interval of its per-seed difference to the control (same size,
 same seed: the same initial weights, batches and dropout stream up to what the method changes)
-lies above zero, *hurts* when below, and has *no effect* otherwise; with fewer than two shared
-seeds no interval exists and the table says so instead of a verdict.
+lies above zero, *hurts* when below, and has *no effect* otherwise; with fewer than
+:data:`~recpress_utils.report.results.MIN_VERDICT_SEEDS` shared seeds the table says so instead of
+a verdict.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ import numpy as np
 import pandas as pd
 
 from recpress_utils.config import KD_CONTROL
-from recpress_utils.report.results import SEED_VARIES, ci_text, mean_ci
+from recpress_utils.report.digest import TEACHER_PREFIX
+from recpress_utils.report.results import SEED_VARIES, ci_text, mean_ci, too_few_seeds
 
 #: Column order of :func:`method_table`.
 COLUMNS = ("size", "method", "teachers", "n", "metric [95 % CI]", "% of teacher", "vs no-KD control [paired CI]",
@@ -45,14 +47,23 @@ def budget_note(config: Mapping[str, Any]) -> str | None:
             "students' settings: the figures compare methods at that budget, not fully trained students.")
 
 
-def teacher_reference(runs: pd.DataFrame, teacher: str, metric: str, config: Mapping[str, Any]) -> float:
-    """The teacher's mean ``metric`` that *% of teacher* divides by: over the teacher's seeds, or its
-    run at ``kd.teacher_seed``, the one the students learnt from. ``runs``: a digest's runs (group,
-    seed, metrics)."""
+def teacher_reference(runs: pd.DataFrame, teacher: str, metric: str, config: Mapping[str, Any],
+                      kd: pd.DataFrame | None = None) -> tuple[float, str]:
+    """The teacher's mean ``metric`` that *% of teacher* divides by, and where it comes from.
+
+    Preferably as the toolkit's runs recorded it (``kd.csv``'s ``teacher:<metric>`` of the runs
+    ``teacher`` taught): the teacher the students learnt from, which a digest row trained at another
+    commit may differ from. Otherwise from ``runs`` (a digest's runs: group, seed, metrics): over
+    the teacher's seeds, or its run at ``kd.teacher_seed``."""
+    column = TEACHER_PREFIX + metric
+    if kd is not None and column in kd:
+        taught = kd[(kd["teachers"] == teacher) & kd[column].notna()]
+        if len(taught):
+            return float(taught.groupby("seed")[column].first().mean()), "as recorded by the runs it taught"
     rows = runs[runs["group"] == teacher]
     if (teacher_seed := config.get("kd", {}).get("teacher_seed")) is not None:
         rows = rows[rows["seed"] == teacher_seed]
-    return float(rows[metric].mean())
+    return float(rows[metric].mean()), "the report's teacher runs"
 
 
 def _paired(kd: pd.DataFrame, size: str, method: str, column: str) -> np.ndarray:
@@ -65,10 +76,10 @@ def _paired(kd: pd.DataFrame, size: str, method: str, column: str) -> np.ndarray
 
 
 def verdict(diffs: np.ndarray) -> str:
-    """helps / no effect / hurts from the paired differences' 95 % interval; fewer than two seeds:
-    no verdict."""
-    if len(diffs) < 2:
-        return "one seed: no verdict" if len(diffs) else "no shared seed"
+    """helps / no effect / hurts from the paired differences' 95 % interval; fewer than
+    ``MIN_VERDICT_SEEDS`` seeds: no verdict, saying how many there are."""
+    if few := too_few_seeds(len(diffs)):
+        return few if not len(diffs) else f"{few}: no verdict"
     _, low, high = mean_ci(diffs)
     return "helps" if low > 0 else "hurts" if high < 0 else "no effect"
 

@@ -31,6 +31,9 @@ from recpress_utils.paths import repo_path
 #: Test metrics in display order (``metrics.json`` ``test`` and ``test_rest``).
 METRICS = tuple(metric_names())
 CONFIDENCE = 0.95
+#: Fewest paired seeds a verdict (a claim's, a distillation method's, a sanity ratio's) is drawn
+#: from: with two, a 95 % t-interval is 12.7 standard errors wide and decides almost nothing.
+MIN_VERDICT_SEEDS = 3
 #: What one seed varies, printed beside every interval.
 SEED_VARIES = ("95 % t-interval over seeds; a seed varies weight initialisation, batch order, dropout, "
                "sampled negatives and the Node2Vec walks; data, split and PMI graph are shared")
@@ -88,6 +91,14 @@ def load_runs(results_dir: str | Path) -> pd.DataFrame:
             "path": str(file.parent),
         })
     return pd.DataFrame(rows)
+
+
+def too_few_seeds(n: int) -> str | None:
+    """Why ``n`` paired seeds give no verdict ("no shared seed", "one seed", "2 seeds"), or None
+    when they are enough (:data:`MIN_VERDICT_SEEDS`)."""
+    if n >= MIN_VERDICT_SEEDS:
+        return None
+    return "no shared seed" if n == 0 else "one seed" if n == 1 else f"{n} seeds"
 
 
 def mean_ci(values: Iterable[float], confidence: float = CONFIDENCE) -> tuple[float, float, float]:

@@ -14,7 +14,7 @@ from recpress_utils.kg import MEANING, PROPERTIES
 from recpress_utils.latency import latency_table
 from recpress_utils.names import PAPER_GROUPS, PEER_NAMES
 from recpress_utils.paper import paper_numbers, peer_numbers
-from recpress_utils.report.results import METRICS, aggregate, ci_text, mean_ci, paired
+from recpress_utils.report.results import METRICS, aggregate, ci_text, mean_ci, paired, too_few_seeds
 
 #: The metrics of the paper's Tables 2-5.
 PAPER_METRICS = ("MAP@1", "MAP@10", "MAP@100", "NDCG@1", "NDCG@10", "NDCG@100")
@@ -202,7 +202,8 @@ def sanity_bars(runs: pd.DataFrame, dataset: str, metric: str = "NDCG@10",
 
     1. SASRec with full cross-entropy beats popularity by a wide margin: the per-seed ratio
        ``sasrec / popularity`` of ``metric`` has its 95 % CI lower bound >= ``margin``
-       ("pass"), its upper bound < ``margin`` ("fail"), otherwise "inconclusive".
+       ("pass"), its upper bound < ``margin`` ("fail"), otherwise (or from fewer than
+       ``MIN_VERDICT_SEEDS`` seeds) "inconclusive".
     2. For every published figure of ``dataset`` (``peer_numbers.yaml``) whose model we ran:
        our mean over published lies within ``band`` ("pass"), else "fail". Published numbers
        come from other code and settings, so this is an order-of-magnitude check.
@@ -211,7 +212,7 @@ def sanity_bars(runs: pd.DataFrame, dataset: str, metric: str = "NDCG@10",
     if {"sasrec", "popularity"} <= set(runs["group"]):
         ratio = mean_ci(paired(runs, "sasrec", "popularity", metric, ratio=True))
         n = len(paired(runs, "sasrec", "popularity", metric))
-        status = ("inconclusive" if n < 2 else "pass" if ratio[1] >= margin
+        status = ("inconclusive" if too_few_seeds(n) else "pass" if ratio[1] >= margin
                   else "fail" if ratio[2] < margin else "inconclusive")
         rows.append({"check": f"SASRec (full CE) / popularity, {metric}, >= {margin:g}x",
                      "ours": ci_text(ratio, ".2f"), "published": "", "status": status,
