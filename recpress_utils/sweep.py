@@ -30,7 +30,9 @@ profile's trained teachers of the seed (their runs must exist)::
     python -m recpress_utils.sweep --configfile config/yoochoose1_64.yaml --kd-method rd \
         --grid weight=0.1,0.3,1 top_k=10,30
 
-writes ``config/sweeps/<profile>/kd_<method>.csv``.
+writes ``config/sweeps/<profile>/kd_<method>.csv``. Every point reads the teacher's top-K from one
+cache file: the pipeline's (``results/<dataset>/teacher_cache/``) when it holds the grid's
+temperatures, else one the sweep builds once beside its points.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 import pandas as pd
+import torch
 import yaml
 from tqdm import tqdm
 
@@ -52,7 +55,8 @@ from recpress_utils.config import CONFIG_FILE, load_config, model_spec, results_
 from recpress_utils.io import atomic_path, read_json
 from recpress_utils.losses import build_loss
 from recpress_utils.paths import repo_path
-from recpress_utils.runs import CHECKPOINT, ModelSpec, build_for_data, fit_counts, train_counts
+from recpress_utils.runs import (CHECKPOINT, ModelSpec, build_for_data, fit_counts, teacher_cache_run,
+                                 train_counts)
 from recpress_utils.sequences import load_sessions
 from recpress_utils.train import TrainConfig, eval_sample, evaluate, fit, set_determinism
 
@@ -169,11 +173,16 @@ def kd_sweep(config: Mapping[str, Any], method: str, grid: Mapping[str, list[Any
                 for t in params["teachers"]]
     cfg = TrainConfig.from_dict(params["train"])
     prepared = repo_path(params["prepared_dir"])
+    work_dir = prepared.parent / "sweeps" / f"kd_{method}_{size}"
+    settings = params["method_spec"].get("settings", {})
+    temperatures = sorted({float({**settings, **point}.get("temperature", 1.0)) for point in grid_points(grid)})
+    caches = sweep_teacher_caches(params["teacher_caches"], teachers, temperatures, work_dir, prepared, cfg, seed,
+                                  config["threads"], params["top_k"])
     rows = []
     for point in tqdm(grid_points(grid), desc=f"sweep kd {method}"):
-        spec = {**params["method_spec"], "settings": {**params["method_spec"].get("settings", {}), **point}}
+        spec = {**params["method_spec"], "settings": {**settings, **point}}
         job = KDJob(method, spec, teachers, params["student_kwargs"], params["student_loss"], cfg, seed,
-                    config["threads"], params["top_k"], params["negatives"])
+                    config["threads"], params["top_k"], params["negatives"], caches)
 
         def score(checkpoint: Path, job: KDJob = job) -> dict[str, Any]:
             student, result, _ = kd_fit(prepared, job, progress=False, checkpoint=checkpoint)
@@ -183,9 +192,43 @@ def kd_sweep(config: Mapping[str, Any], method: str, grid: Mapping[str, list[Any
                                cfg.exclude_seen).result()
             return {**metrics, "seconds": round(result.train_seconds + time.perf_counter() - scoring, 1)}
 
-        folder = point_dir(prepared.parent / "sweeps" / f"kd_{method}_{size}", {"job": asdict(job), "data": str(prepared)})
+        fields = asdict(job)
+        del fields["teacher_caches"]  # the same teacher's top-K wherever it was cached: not a new fit
+        folder = point_dir(work_dir, {"job": fields, "data": str(prepared)})
         rows.append({**point, **scored_once(folder, score)})
     return pd.DataFrame(rows).sort_values(cfg.select_metric, ascending=False, kind="stable").reset_index(drop=True)
+
+
+def sweep_teacher_caches(files: list[str], teachers: list[Mapping[str, Any]], temperatures: list[float],
+                         work_dir: Path, prepared: Path, cfg: TrainConfig, seed: int, threads: int,
+                         top_k: int | None) -> list[str]:
+    """Per teacher, the top-K cache file every grid point reads ("" where the method reads none,
+    as ``files``, the pipeline's cache paths, say): the pipeline's own file when it holds every
+    ``temperature`` of the grid, else one built here once for the whole sweep in ``work_dir``.
+    Without it each point would run the teacher over every training prefix again, 25 minutes a
+    point on Diginetica; a point's scores do not depend on where its cache came from."""
+    out = []
+    for teacher, path in zip(teachers, files):
+        pipeline = repo_path(path) if path else None
+        if pipeline is None or top_k is None:
+            out.append("")
+        elif pipeline.exists() and _holds(pipeline, temperatures):
+            out.append(str(pipeline))
+        else:
+            name = f"teacher_cache_{Path(teacher['checkpoint']).parent.name}_T{'-'.join(f'{t:g}' for t in temperatures)}"
+            own = work_dir / f"{name}_k{top_k}_s{seed}.pt"
+            if not own.exists():
+                own.parent.mkdir(parents=True, exist_ok=True)
+                teacher_cache_run(prepared, own, teacher, cfg, seed, threads, top_k, temperatures)
+            out.append(str(own))
+    return out
+
+
+def _holds(cache_file: Path, temperatures: list[float]) -> bool:
+    """Whether the teacher cache file was built for every one of ``temperatures`` (memory-mapped:
+    the file is gigabytes at 40k items; only its temperature list is read)."""
+    built = torch.load(cache_file, weights_only=True, mmap=True)["temperatures"].tolist()
+    return all(any(abs(b - t) < 1e-9 for b in built) for t in temperatures)
 
 
 def merge_tables(old: pd.DataFrame, new: pd.DataFrame, keys: list[str], metric: str) -> pd.DataFrame:

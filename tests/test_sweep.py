@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 import recpress_utils.sweep as sweep_mod
-from recpress_utils.config import load_config
+from recpress_utils.config import load_config, stage_params
 from recpress_utils.paths import REPO_ROOT
 from recpress_utils.sweep import merge_tables
 
@@ -66,6 +66,48 @@ def test_a_kd_method_sweep_scores_on_validation_against_the_profiles_teacher(tin
     assert table.loc[table["weight"] == 0.0, "NDCG@10"].item() != table.loc[table["weight"] == 3.0, "NDCG@10"].item()
     with pytest.raises(FileNotFoundError, match="train the teachers first"):
         sweep_mod.kd_sweep(config, "rd", {"weight": [1.0]})
+
+
+def test_a_kd_temperature_sweep_runs_the_teacher_over_the_training_prefixes_once(tiny_prepared, tmp_path,
+                                                                                  monkeypatch):
+    """Soft labels' T swept at top-K: the teacher's cache is built once for the whole grid (at
+    every T of it) and each point reads it, not a teacher pass per point; a pipeline cache that
+    holds the grid's temperatures is read as it is, one that lacks one is not."""
+    import shutil
+
+    import recpress_utils.runs as runs
+    from recpress_utils.runs import ModelSpec, train_run
+    from recpress_utils.train import TrainConfig
+
+    config = load_config(REPO_ROOT / "config" / "tiny.yaml", {
+        "results_dir": str(tmp_path), "distill": {"top_k": 5},
+        "kd": {"methods": {"soft_gru": {"method": "soft_labels", "teacher": "gru4rec"}}}})
+    out = tmp_path / "synthetic"
+    shutil.copytree(tiny_prepared, out / "prepared")
+    train_run(ModelSpec.from_config("gru4rec"), out / "prepared", out / "runs" / "gru4rec_s42",
+              TrainConfig(epochs=1, batch_size=128, device="cpu"), seed=42, threads=1, progress=False)
+    built, in_run = [], []
+    monkeypatch.setattr(sweep_mod, "teacher_cache_run",
+                        lambda *a, **k: built.append(a[6:8]) or runs.teacher_cache_run(*a, **k))
+    original = runs.build_teacher_cache
+    monkeypatch.setattr(runs, "build_teacher_cache", lambda *a, **k: in_run.append(1) or original(*a, **k))
+    table = sweep_mod.kd_sweep(config, "soft_gru", {"temperature": [1.0, 3.0]}, size="e16")
+    assert built == [(5, [1.0, 3.0])] and not in_run and len(table) == 2
+    assert table.loc[table["temperature"] == 1.0, "MRR@20"].item() != table.loc[table["temperature"] == 3.0,
+                                                                                 "MRR@20"].item()
+    own = next((out / "sweeps" / "kd_soft_gru_e16").glob("teacher_cache_*.pt"))
+    pipeline = out / "teacher_cache" / "gru4rec_s42.pt"
+    pipeline.parent.mkdir()
+    shutil.copy(own, pipeline)
+    teacher = [{**t, "checkpoint": str(REPO_ROOT / t["checkpoint"])} for t in stage_params(
+        config, "09_kd", {"size": "e16", "method": "soft_gru", "seed": 42})["teachers"]]
+    assert sweep_mod.sweep_teacher_caches([str(pipeline)], teacher, [3.0], tmp_path, out / "prepared",
+                                          TrainConfig(), 42, 1, 5) == [str(pipeline)]
+    assert sweep_mod.sweep_teacher_caches([str(pipeline)], teacher, [1.0, 2.0], tmp_path / "w", out / "prepared",
+                                          TrainConfig(epochs=1, batch_size=128, device="cpu"), 42, 1, 5) != [
+        str(pipeline)] and len(built) == 2
+    assert sweep_mod.sweep_teacher_caches([""], teacher, [1.0], tmp_path, out / "prepared", TrainConfig(), 42, 1,
+                                          5) == [""]
 
 
 def test_a_sweep_run_again_reuses_finished_points_and_refits_a_changed_one(tiny_prepared, tmp_path, monkeypatch):
