@@ -356,13 +356,26 @@ def kd_fit(
     records under ``kd``. Teachers are built before the student, so the student starts from the
     same weights in every method and in the control of a seed.
     """
+    set_determinism(job.seed, job.threads)
+    splits = {s: load_sessions(prepared_dir, s) for s in ("train", "valid")}
+    student, loss, kd_info = kd_student_and_loss(prepared_dir, job, splits["train"], progress)
+    result = fit(student, splits["train"], splits["valid"], job.train_cfg, job.seed, loss_fn=loss, progress=progress,
+                 checkpoint=checkpoint, keep_checkpoint=checkpoint is not None)
+    return student, result, kd_info
+
+
+def kd_student_and_loss(prepared_dir: str | Path, job: KDJob, train: Sessions,
+                        progress: bool = True) -> tuple[torch.nn.Module, LossFn, dict[str, Any]]:
+    """The untrained student of ``job`` and the loss it trains with (its own loss for the control,
+    else the method's over its teachers, their caches and the sampled pool), and what the run
+    records under ``kd``: what :func:`kd_fit` trains and the step-cost benchmark
+    (:mod:`recpress_utils.distill.cost_bench`) times. Call after :func:`set_determinism`, so a
+    seed's student starts from the same weights in every method."""
     from recpress_utils.distill import build_method, caches_every_teacher, uses_teacher_cache
 
     method, method_settings, teachers, train_cfg, seed = (job.method, job.method_settings, job.teachers,
                                                           job.train_cfg, job.seed)
     student_kwargs, student_loss, top_k, negatives = job.student_kwargs, job.student_loss, job.top_k, job.negatives
-    set_determinism(seed, job.threads)
-    splits = {s: load_sessions(prepared_dir, s) for s in ("train", "valid")}
     device = pick_device(train_cfg.device)
     kind = None if method is None else (method_settings or {}).get("method")
     if method is not None and kind is None:
@@ -386,7 +399,7 @@ def kd_fit(
         if top_k is not None and uses_teacher_cache(kind) and nets:
             files = list(job.teacher_caches) + [""] * len(nets)
             for net, path in list(zip(nets, files))[:len(nets) if caches_every_teacher(kind) else 1]:
-                cache, info = _teacher_cache(net, splits["train"], train_cfg, seed, top_k,
+                cache, info = _teacher_cache(net, train, train_cfg, seed, top_k,
                                              float(settings.get("temperature", 1.0)), path or None, progress)
                 caches.append(cache)
                 cache_infos.append(info)
@@ -402,14 +415,12 @@ def kd_fit(
             context["peer_loss"] = build_loss(teachers[0]["loss"], seed, train_cfg.loss_positions,
                                               teachers[0].get("loss_settings"), item_counts=counts)
         loss = build_method(kind, nets, settings, **context)
-    result = fit(student, splits["train"], splits["valid"], train_cfg, seed, loss_fn=loss, progress=progress,
-                 checkpoint=checkpoint, keep_checkpoint=checkpoint is not None)
     kd_info = {"name": method, "method": kind, "spec": dict(method_settings or {}), "student_loss": dict(student_loss),
                "teachers": [{**t, **({} if online else _teacher_test(t["checkpoint"]))} for t in teachers],
                "teacher_cache": cache_infos[0] if cache_infos else None,
                **({"teacher_caches": cache_infos} if len(cache_infos) > 1 else {}),
                "method_parameters": count_parameters(loss) if isinstance(loss, torch.nn.Module) else 0}
-    return student, result, kd_info
+    return student, loss, kd_info
 
 
 def _teacher_test(checkpoint: str | Path) -> dict[str, Any]:

@@ -35,6 +35,24 @@ def test_each_verdict_can_come_out() -> None:
     assert list(table.index)[0] == "no KD (control)"
 
 
+def test_the_step_cost_benchmark_replaces_the_wall_clock_ratio_where_it_timed_a_size() -> None:
+    """Runs timed on a shared machine give 1.50 for "up"; the benchmark's 1.20 wins for the size it
+    timed (a method it did not time shows nothing), and the line above the table names the source."""
+    from recpress_utils.report.kd import cost_source
+
+    kd = pd.concat([kd_frame({"up": (0.01, 0.01, 0.01), "down": (-0.01, -0.01, -0.01)}),
+                    kd_frame({"up": (0.01, 0.01, 0.01)}, size="e16")])
+    cost = pd.DataFrame({"size": "e64", "method": ["control", "up"], "x_control": [1.0, 1.2], "steps": 20,
+                         "rounds": 3, "batch_size": 256, "threads": 1})
+    table = method_table(kd, "MRR@20", cost=cost).set_index(["size", "method"])["x control time"]
+    assert table[("e64", "up")] == "1.20" and table[("e64", "no KD (control)")] == "1.00"
+    assert table[("e64", "down")] == "" and table[("e16", "up")] == "1.50"
+    source = cost_source(kd, cost)
+    assert "e64: seconds per training step" in source and "20 steps of 256 x 3 rounds" in source
+    assert "e16: the runs' wall-clock training seconds" in source
+    assert "e64: the runs' wall-clock" in cost_source(kd, None)
+
+
 def test_no_interval_no_verdict() -> None:
     kd = kd_frame({"up": (0.01,)}).query("seed == 42 or method == 'control'")
     assert method_table(kd, "MRR@20").set_index("method").loc["up", "verdict"] == "one seed: no verdict"

@@ -13,6 +13,8 @@ notebooks). The report needs a few kilobytes of them, and a reviewer wants to di
   run, and the latency of one student per size;
 * ``teacher_cache.csv`` (optional, made by hand): distilling from the teacher's cached top-K
   against its full distribution (:mod:`recpress_utils.distill.cache_bench`), one row per way;
+* ``kd_cost.csv`` (optional, made by hand): seconds per training step of each toolkit method
+  against the control, timed in one process (:mod:`recpress_utils.distill.cost_bench`);
 * ``data.json``: the prepared data's and the knowledge graph's statistics (cold targets included);
 * ``stages.csv``: wall time and peak memory of every Snakemake job (its ``benchmark:`` file; a
   job resumed after a kill counts the training seconds of all its attempts);
@@ -63,6 +65,9 @@ TEACHER_PREFIX = "teacher:"
 #: The cache comparison's table (:mod:`recpress_utils.distill.cache_bench`): not a pipeline
 #: output (it trains the student twice more), so a digest has it only where it was run.
 TEACHER_CACHE_FILE = "teacher_cache.csv"
+#: The toolkit methods' step cost against the control (:mod:`recpress_utils.distill.cost_bench`):
+#: timed by hand on a machine left alone, so a digest has it only where it was run.
+KD_COST_FILE = "kd_cost.csv"
 
 
 def digest_files(paper: bool, kd: bool = False) -> list[str]:
@@ -85,6 +90,7 @@ class Digest:
     kd: pd.DataFrame | None = None  # the distillation toolkit's runs (kd.csv), when configured
     kd_latency: dict[str, Any] | None = None  # one student per size timed (kd_latency.json)
     teacher_cache: pd.DataFrame | None = None  # cached top-K vs full-vocabulary KD (teacher_cache.csv)
+    kd_cost: pd.DataFrame | None = None  # each toolkit method's step cost against the control (kd_cost.csv)
 
     @property
     def config(self) -> dict[str, Any]:
@@ -428,9 +434,13 @@ def load_digest(digest_dir: str | Path) -> Digest:
                   relatedness=_read_optional(path / "relatedness.json"),
                   data=read_json(path / "data.json"), stages=pd.read_csv(path / "stages.csv"),
                   provenance=read_json(path / "provenance.json"),
-                  kd=pd.read_csv(path / KD_FILE) if (path / KD_FILE).exists() else None,
+                  kd=_read_table(path / KD_FILE),
                   kd_latency=_read_optional(path / KD_LATENCY),
-                  teacher_cache=pd.read_csv(path / TEACHER_CACHE_FILE) if (path / TEACHER_CACHE_FILE).exists() else None)
+                  teacher_cache=_read_table(path / TEACHER_CACHE_FILE), kd_cost=_read_table(path / KD_COST_FILE))
+
+
+def _read_table(path: Path) -> pd.DataFrame | None:
+    return pd.read_csv(path) if path.exists() else None
 
 
 def metric_columns(table: pd.DataFrame) -> list[str]:

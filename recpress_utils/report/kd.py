@@ -84,14 +84,17 @@ def verdict(diffs: np.ndarray) -> str:
     return "helps" if low > 0 else "hurts" if high < 0 else "no effect"
 
 
-def method_table(kd: pd.DataFrame, metric: str, teacher_mean: float | None = None) -> pd.DataFrame:
+def method_table(kd: pd.DataFrame, metric: str, teacher_mean: float | None = None,
+                 cost: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per (size, method), the control first within a size: the metric's mean [CI] over
     seeds, its share of the teacher's mean (``teacher_mean``, the paper's teacher on the same
-    split), the paired difference to the control and its verdict, mean training seconds and their
-    ratio to the control's."""
+    split), the paired difference to the control and its verdict, mean training seconds and the
+    cost against the control: from the step-cost benchmark (``cost``, ``kd_cost.csv``) for a size
+    it timed, else the ratio of the runs' training seconds (:func:`cost_source` says which)."""
     rows = []
     for size in dict.fromkeys(kd["size"]):
         at = kd[kd["size"] == size]
+        timed = {} if cost is None else dict(cost.loc[cost["size"] == size, ["method", "x_control"]].to_numpy())
         control_seconds = at.loc[at["method"] == KD_CONTROL, "train_seconds"].mean()
         methods = [KD_CONTROL, *sorted(m for m in set(at["method"]) if m != KD_CONTROL)]
         for method in methods:
@@ -111,9 +114,28 @@ def method_table(kd: pd.DataFrame, metric: str, teacher_mean: float | None = Non
                     ci_text(mean_ci(diffs)) if len(diffs) > 1 else f"{diffs.mean():+.4f}" if len(diffs) else ""),
                 "verdict": "reference" if method == KD_CONTROL else verdict(diffs),
                 "training s": f"{seconds:.0f}",
-                "x control time": f"{seconds / control_seconds:.2f}" if control_seconds else "",
+                "x control time": (f"{timed[method]:.2f}" if method in timed else "") if timed else
+                                  f"{seconds / control_seconds:.2f}" if control_seconds else "",
             })
     return pd.DataFrame(rows, columns=list(COLUMNS))
+
+
+def cost_source(kd: pd.DataFrame, cost: pd.DataFrame | None) -> str:
+    """Where the method table's *x control time* comes from, per size: the step-cost benchmark
+    (how many steps, rounds, threads) or the runs' wall-clock training seconds, which on a machine
+    shared with other jobs measure the load as much as the method."""
+    parts = []
+    for size in dict.fromkeys(kd["size"]):
+        timed = None if cost is None else cost[cost["size"] == size]
+        if timed is not None and len(timed):
+            first = timed.iloc[0]
+            parts.append(f"{size}: seconds per training step against the control's, timed in one process "
+                         f"(kd_cost.csv: {first['steps']} steps of {first['batch_size']} x {first['rounds']} rounds, "
+                         f"{first['threads']} thread(s), median)")
+        else:
+            parts.append(f"{size}: the runs' wall-clock training seconds against the control's (on a machine shared "
+                         "with other jobs an upper bound on the method's cost)")
+    return "x control time: " + "; ".join(parts)
 
 
 def best_against_control(kd: pd.DataFrame, metric: str) -> dict[str, object] | None:
