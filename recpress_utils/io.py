@@ -9,6 +9,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
+import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -46,6 +47,24 @@ def write_parquet(table: pa.Table, path: str | Path) -> None:
     """Write a parquet file atomically with settings that give identical bytes for identical data."""
     with atomic_path(path) as tmp:
         pq.write_table(table, tmp, compression="zstd", use_dictionary=True, write_statistics=True)
+
+
+def replace_rows(path: str | Path, rows: pd.DataFrame, match: list[str], order: list[str]) -> pd.DataFrame:
+    """The CSV table at ``path`` with ``rows`` in place of its rows that agree with one of them on
+    every column of ``match`` (compared as text, so 1 and 1.0 read back from a CSV are one key),
+    sorted by ``order`` and written atomically: a benchmark run again replaces its own rows and
+    keeps everyone else's. Returns the table written."""
+    path = Path(path)
+    table = rows
+    if path.exists():
+        old = pd.read_csv(path)
+        new_keys = set(map(tuple, rows[match].astype(str).to_numpy()))
+        same = [tuple(key) in new_keys for key in old[match].astype(str).to_numpy()]
+        table = pd.concat([old[~pd.Series(same, index=old.index, dtype=bool)], rows], ignore_index=True)
+    table = table.sort_values(order, kind="stable").reset_index(drop=True)
+    with atomic_path(path) as tmp:
+        table.to_csv(tmp, index=False)
+    return table
 
 
 def _json_default(o: Any) -> Any:

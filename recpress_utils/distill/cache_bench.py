@@ -32,7 +32,7 @@ from typing import Any, Mapping
 import pandas as pd
 import torch
 
-from recpress_utils.io import atomic_path, read_json, write_json
+from recpress_utils.io import read_json, replace_rows, write_json
 from recpress_utils.latency import peak_rss_mb
 from recpress_utils.paths import repo_path
 
@@ -167,16 +167,7 @@ def table_row(run_dir: Path, mode: str, epochs: int) -> dict[str, Any]:
 def add_row(path: str | Path, row: Mapping[str, Any]) -> pd.DataFrame:
     """Add ``row`` to the CSV at ``path`` (replacing a row with the same :data:`KEYS`), sorted by
     the keys, written atomically; returns the table."""
-    path = Path(path)
-    table = pd.DataFrame([row])
-    if path.exists():
-        old = pd.read_csv(path)
-        same = (old[KEYS].astype(str) == table[KEYS].iloc[0].astype(str)).all(axis=1)
-        table = pd.concat([old[~same], table], ignore_index=True)
-    table = table.sort_values(KEYS, kind="stable").reset_index(drop=True)
-    with atomic_path(path) as tmp:
-        table.to_csv(tmp, index=False)
-    return table
+    return replace_rows(path, pd.DataFrame([row]), match=KEYS, order=KEYS)
 
 
 def main(argv: list[str] | None = None) -> None:

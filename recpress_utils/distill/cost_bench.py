@@ -30,11 +30,10 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-from recpress_utils.io import atomic_path
+from recpress_utils.config import KD_CONTROL
+from recpress_utils.io import replace_rows
 from recpress_utils.paths import repo_path
 
-#: the name of the no-KD control in the table (as in ``kd.csv``)
-CONTROL = "control"
 #: what makes a row unique (a rerun of a size replaces that size's rows)
 KEYS = ["size", "method"]
 
@@ -42,7 +41,7 @@ KEYS = ["size", "method"]
 def _job(config: Mapping[str, Any], method: str, size: str, seed: int | None):
     """The toolkit run's job of ``method`` (or the control) at ``size`` and ``seed`` and its
     prepared data, with paths resolved from the repository root, as the sweep builds it."""
-    from recpress_utils.config import KD_CONTROL, stage_params
+    from recpress_utils.config import stage_params
     from recpress_utils.runs import KDJob
     from recpress_utils.train import TrainConfig
 
@@ -97,12 +96,12 @@ def time_methods(config: Mapping[str, Any], size: str | None = None, methods: li
     if steps < 1 or rounds < 1:
         raise ValueError(f"steps and rounds must be >= 1, got {steps} and {rounds}")
     size = size or next(iter(config["kd"]["sizes"]))
-    unknown = sorted(set(methods or ()) - set(config["kd"]["methods"]) - {CONTROL})
+    unknown = sorted(set(methods or ()) - set(config["kd"]["methods"]) - {KD_CONTROL})
     if unknown:
         raise ValueError(f"not in kd.methods: {unknown}")
-    methods = [m for m in (methods or config["kd"]["methods"]) if m != CONTROL]
+    methods = [m for m in (methods or config["kd"]["methods"]) if m != KD_CONTROL]
     jobs = {m: _job(config, m, size, seed) for m in methods}  # every teacher checked before any loading
-    job, prepared = _job(config, CONTROL, size, seed)
+    job, prepared = _job(config, KD_CONTROL, size, seed)
     train = load_sessions(prepared, "train")
     batches = []
     for batch in train_batches(budget_windows(train, job.train_cfg, job.seed), job.train_cfg.batch_size,
@@ -134,7 +133,7 @@ def time_methods(config: Mapping[str, Any], size: str | None = None, methods: li
                      "x_control": statistics.median(own) / statistics.median(beside)})
     if not methods:
         control_blocks = [block(control) for _ in range(rounds)]
-    rows.insert(0, {"method": CONTROL, "seconds_per_step": statistics.median(control_blocks), "x_control": 1.0})
+    rows.insert(0, {"method": KD_CONTROL, "seconds_per_step": statistics.median(control_blocks), "x_control": 1.0})
     table = pd.DataFrame(rows)
     table.insert(0, "size", size)
     table = table.assign(steps=len(batches) - 1, rounds=rounds, batch_size=job.train_cfg.batch_size,
@@ -145,15 +144,7 @@ def time_methods(config: Mapping[str, Any], size: str | None = None, methods: li
 def add_rows(path: str | Path, rows: pd.DataFrame) -> pd.DataFrame:
     """``rows`` added to the CSV at ``path``, replacing the rows of the sizes they time; sorted by
     :data:`KEYS`, written atomically."""
-    path = Path(path)
-    table = rows
-    if path.exists():
-        old = pd.read_csv(path)
-        table = pd.concat([old[~old["size"].isin(rows["size"])], rows], ignore_index=True)
-    table = table.sort_values(KEYS, kind="stable").reset_index(drop=True)
-    with atomic_path(path) as tmp:
-        table.to_csv(tmp, index=False)
-    return table
+    return replace_rows(path, rows, match=["size"], order=KEYS)
 
 
 def main(argv: list[str] | None = None) -> None:
