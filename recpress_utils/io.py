@@ -51,9 +51,8 @@ def write_parquet(table: pa.Table, path: str | Path) -> None:
 
 def replace_rows(path: str | Path, rows: pd.DataFrame, match: list[str], order: list[str]) -> pd.DataFrame:
     """The CSV table at ``path`` with ``rows`` in place of its rows that agree with one of them on
-    every column of ``match`` (compared as text, so 1 and 1.0 read back from a CSV are one key),
-    sorted by ``order`` and written atomically: a benchmark run again replaces its own rows and
-    keeps everyone else's. Returns the table written."""
+    every column of ``match`` (compared as text), sorted by ``order`` and written atomically: a
+    benchmark run again replaces its own rows and keeps everyone else's. Returns the table written."""
     path = Path(path)
     table = rows
     if path.exists():
