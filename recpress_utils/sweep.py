@@ -155,10 +155,11 @@ def sweep(config: Mapping[str, Any], model: str, grid: Mapping[str, list[Any]],
 
 def kd_sweep(config: Mapping[str, Any], method: str, grid: Mapping[str, list[Any]], size: str | None = None,
              seed: int | None = None) -> pd.DataFrame:
-    """One row per grid point of ``kd.methods.<method>``'s settings: the student (at ``size``)
-    distilled with them on the training split and scored on the validation split; best first by
-    the student's ``select_metric``. The teachers are the profile's trained runs of ``seed`` (or of
-    ``kd.teacher_seed``); ``seed`` None: the first of ``kd.seeds``."""
+    """One row per grid point of ``kd.methods.<method>``'s settings, led by the student's ``size``
+    and ``seed``: the student distilled with them on the training split and scored on the
+    validation split; best first by the student's ``select_metric``. The teachers are the
+    profile's trained runs of ``seed`` (or of ``kd.teacher_seed``); ``seed`` None: the first of
+    ``kd.seeds``."""
     from recpress_utils.config import stage_params
     from recpress_utils.runs import KDJob, kd_fit
 
@@ -195,7 +196,7 @@ def kd_sweep(config: Mapping[str, Any], method: str, grid: Mapping[str, list[Any
         fields = asdict(job)
         del fields["teacher_caches"]  # the same teacher's top-K wherever it was cached: not a new fit
         folder = point_dir(work_dir, {"job": fields, "data": str(prepared)})
-        rows.append({**point, **scored_once(folder, score)})
+        rows.append({"size": size, "seed": seed, **point, **scored_once(folder, score)})
     return pd.DataFrame(rows).sort_values(cfg.select_metric, ascending=False, kind="stable").reset_index(drop=True)
 
 
@@ -274,7 +275,8 @@ def main(argv: list[str] | None = None) -> None:
         out = sweep_path(args.configfile, f"kd_{args.kd_method}")
         metric = model_spec(config, "student").train_config(config["train"]).select_metric
     if args.append and out.exists():
-        table = merge_tables(pd.read_csv(out), table, list(grid), metric)
+        keys = list(grid) if args.model else ["size", "seed", *grid]
+        table = merge_tables(pd.read_csv(out), table, keys, metric)
     out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(out) as tmp:
         table.round(6).to_csv(tmp, index=False)

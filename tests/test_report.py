@@ -563,19 +563,32 @@ def test_every_verdict_has_a_one_line_headline_for_the_front_page():
     assert (missing["verdict"], missing["headline"]) == ("inconclusive", "runs missing")
 
 
-def test_a_resumed_job_counts_the_training_seconds_of_every_attempt(tmp_path):
-    """Snakemake benchmarks a job's last attempt only; a run resumed from its checkpoint has trained
-    longer than that, and the stage table must not report the last few minutes as the job's cost."""
+def test_a_resumed_job_counts_the_epochs_of_its_earlier_attempts(tmp_path):
+    """Snakemake benchmarks a job's last attempt only. A job whose log says it resumed after epoch N
+    adds its first N epochs' share of the run's training seconds (validation included; the epochs'
+    own seconds leave it out), and only those: however long the last attempt ran (here longer than
+    the run's training seconds, which a fresh job's never exceed), it is flagged."""
     from recpress_utils.report.digest import stages as job_stages
 
-    (tmp_path / "benchmarks").mkdir()
-    for job, seconds in (("04_train_model_sasrec_s42", 300.0), ("05_distill_T1_s42", 900.0), ("02_build_kg", 12.5)):
+    for folder in ("benchmarks", "logs"):
+        (tmp_path / folder).mkdir()
+    for job, seconds in (("04_train_model_sasrec_s42", 300.0), ("05_distill_T1_s42", 900.0),
+                         ("09_kd_e16_rd_s42", 1300.0), ("02_build_kg", 12.5)):
         (tmp_path / "benchmarks" / f"{job}.tsv").write_text(f"s\th:m:s\tmax_rss\n{seconds}\t0:00:00\t512.0\n")
-    for run, trained in (("sasrec_s42", 7200.0), ("student-T1_s42", 800.0)):
-        (tmp_path / "runs" / run).mkdir(parents=True)
-        (tmp_path / "runs" / run / "metrics.json").write_text(json.dumps({"train_seconds": trained}))
+    epochs = [{"epoch": e, "epoch_seconds": 100.0 * e} for e in (1, 2, 3)]
+    for run in ("runs/sasrec_s42", "runs/student-T1_s42", "kd/e16/rd_s42"):
+        (tmp_path / run).mkdir(parents=True)
+        (tmp_path / run / "metrics.json").write_text(json.dumps({"train_seconds": 1200.0, "history": epochs}))
+    (tmp_path / "logs" / "04_train_model_sasrec_s42.log").write_text(
+        "resumed from results/x/runs/sasrec_s42/checkpoint.pt after epoch 1\nepoch 2\n"
+        "resumed from results/x/runs/sasrec_s42/checkpoint.pt after epoch 2\nepoch 3\n")
+    (tmp_path / "logs" / "09_kd_e16_rd_s42.log").write_text(
+        "resumed from results/x/kd/e16/rd_s42/checkpoint.pt after epoch 1\n")
+    (tmp_path / "logs" / "05_distill_T1_s42.log").write_text("epoch 1\nepoch 2\nepoch 3\n")
     stages = job_stages(tmp_path).set_index("job")
-    assert stages.loc["04_train_model_sasrec_s42", ["seconds", "resumed"]].tolist() == [7200.0, True]
+    # 300 + 1200 * (100 + 200) / 600, and 1300 + 1200 * 100 / 600
+    assert stages.loc["04_train_model_sasrec_s42", ["seconds", "resumed"]].tolist() == [900.0, True]
+    assert stages.loc["09_kd_e16_rd_s42", ["seconds", "resumed"]].tolist() == [1500.0, True]
     assert stages.loc["05_distill_T1_s42", ["seconds", "resumed"]].tolist() == [900.0, False]
     assert stages.loc["02_build_kg", ["seconds", "resumed", "stage"]].tolist() == [12.5, False, "02"]
 
@@ -689,7 +702,8 @@ def _write_kd(root: Path, size: str, method: str, seed: int, value: float, teach
     run.joinpath("metrics.json").write_text(json.dumps({
         "seed": seed, "test": level(value), "best_epoch": 3, "epochs_run": 5, "train_seconds": 10.0,
         "seconds_per_epoch": 2.0, "n_parameters": 100,
-        "kd": {"method": None if method == "control" else "soft_labels", "teachers": teachers, "method_parameters": 0}}))
+        "kd": {"method": None if method == "control" else "soft_labels", "teachers": teachers, "method_parameters": 0,
+               "spec": {} if method == "control" else {"method": "soft_labels", "settings": {"temperature": 2}}}}))
 
 
 def test_extend_digest_merges_the_toolkit_runs_of_several_sittings(tmp_path):
@@ -719,6 +733,8 @@ def test_extend_digest_merges_the_toolkit_runs_of_several_sittings(tmp_path):
     kd = load_digest(digest).kd.set_index(["method", "seed"])["NDCG@10"]
     assert sorted(kd.index) == [(m, s) for m in ("control", "soft") for s in (42, 43, 44)]
     assert kd[("soft", 42)] == pytest.approx(0.2) and kd[("soft", 43)] == pytest.approx(0.25)
+    settings = load_digest(digest).kd.set_index(["method", "seed"])["settings"]
+    assert settings[("soft", 42)] == '{"temperature": 2}' and settings[("control", 43)] == "{}"
     # the teacher the new runs learnt from (0.35, recorded) is the reference, not the digest's row (0.3)
     from recpress_utils.report.kd import teacher_reference
     merged = load_digest(digest)

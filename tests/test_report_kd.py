@@ -77,6 +77,31 @@ def test_best_against_control_and_pareto_points() -> None:
     assert timed.loc[("a", "e16"), "s_per_1000"] == 0.5 and pd.isna(timed.loc[("a", "e64"), "s_per_1000"])
 
 
+def test_the_settings_table_says_whether_the_runs_use_the_validation_sweeps_best(tmp_path) -> None:
+    """A method whose runs hold the sweep's best point is "chosen on validation"; one left at a
+    default the sweep beat names the better value; one without a sweep says so. A default the
+    config never wrote (RD's weight 1) is read from the method's constructor, and 1 matches 1.0."""
+    from recpress_utils.report.kd import load_sweeps, settings_table
+
+    kd = kd_frame({"soft": (0.01,) * 3, "rd": (0.0,) * 3, "hint": (0.0,) * 3}).assign(settings="{}")
+    kd["kind"] = kd["method"].map({"control": "none", "soft": "soft_labels", "rd": "ranking", "hint": "hint"})
+    kd.loc[kd["method"] == "soft", "settings"] = '{"temperature": 0.5}'
+    pd.DataFrame({"size": "e16", "seed": 42, "temperature": [1.0, 0.5], "MRR@20": [0.21, 0.20],
+                  "seconds": 9.0}).to_csv(tmp_path / "kd_soft.csv", index=False)
+    pd.DataFrame({"size": "e16", "seed": 42, "weight": [1.0, 0.1], "MRR@20": [0.17, 0.16],
+                  "seconds": 9.0}).to_csv(tmp_path / "kd_rd.csv", index=False)
+    sweeps = load_sweeps(tmp_path)
+    assert set(sweeps) == {"soft", "rd"} and load_sweeps(tmp_path / "none") == {}
+    table = settings_table(kd, sweeps, "MRR@20").set_index("method")
+    assert list(table.index) == ["hint", "rd", "soft"]
+    assert table.loc["rd", "chosen on validation"] == "yes"
+    assert table.loc["rd", "settings of the runs"] == "default hard_weight 1, weight 1"
+    assert table.loc["rd", "validation MRR@20 of the sweep"] == "size e16, seed 42: weight 0.1: 0.1600; weight 1: 0.1700"
+    assert table.loc["soft", "chosen on validation"] == "no: best temperature 1"
+    assert table.loc["soft", "settings of the runs"] == "temperature 0.5; default hard_weight 0, weight 1"
+    assert table.loc["hint", "chosen on validation"] == "not swept"
+
+
 def test_size_latency_times_one_student_per_size(tiny_prepared, tmp_path) -> None:
     import json
 

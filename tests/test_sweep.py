@@ -63,6 +63,8 @@ def test_a_kd_method_sweep_scores_on_validation_against_the_profiles_teacher(tin
     table = sweep_mod.kd_sweep(config, "rd_gru", {"weight": [0.0, 3.0]}, size="e16")
     assert "test" not in read and {"train", "valid"} <= set(read)
     assert sorted(table["weight"]) == [0.0, 3.0] and table["NDCG@10"].is_monotonic_decreasing
+    assert list(table.columns[:3]) == ["size", "seed", "weight"] and set(table["size"]) == {"e16"}
+    assert set(table["seed"]) == {42}
     assert table.loc[table["weight"] == 0.0, "NDCG@10"].item() != table.loc[table["weight"] == 3.0, "NDCG@10"].item()
     with pytest.raises(FileNotFoundError, match="train the teachers first"):
         sweep_mod.kd_sweep(config, "rd", {"weight": [1.0]})

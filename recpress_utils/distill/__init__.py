@@ -71,6 +71,15 @@ def method_settings(name: str) -> list[str]:
             if p not in ("self", "teachers", *CONTEXT)]
 
 
+def method_defaults(name: str) -> dict[str, Any]:
+    """What method ``name`` runs with where a config gives no setting: its constructor's defaults,
+    ``hard_weight`` resolved to the method's own (soft labels leave out the true item, the others
+    keep it), so that a report can say which value a run that set nothing used."""
+    parameters = inspect.signature(METHODS[name].__init__).parameters
+    defaults = {p: parameters[p].default for p in method_settings(name)}
+    return {**defaults, "hard_weight": METHODS[name].default_hard_weight}
+
+
 def uses_teacher_cache(name: str) -> bool:
     """Whether method ``name`` can read the teacher's cached top-K (``distill.top_k``): its first
     teacher's (``cache``) or every teacher's (``caches``, :func:`caches_every_teacher`)."""

@@ -33,6 +33,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import re
 import shutil
 from pathlib import Path
 from typing import Any, Mapping
@@ -54,6 +55,8 @@ from recpress_utils.report.results import METRICS, load_runs
 TOLERANCE = 0.015
 #: Metrics are stored at this many decimals: more than the report prints, and still stable text.
 DECIMALS = 6
+#: The training loop's line when it resumes from a checkpoint (:func:`recpress_utils.train.fit`).
+RESUMED = re.compile(r"^resumed from .* after epoch (\d+)$", re.MULTILINE)
 #: Files of every digest; the paper's stages add the latency run and the relatedness check.
 FILES: tuple[str, ...] = ("digest.csv", "curves.csv", "stages.csv", "data.json", "provenance.json")
 PAPER_FILES: tuple[str, ...] = ("latency.json", "relatedness.json")
@@ -124,8 +127,9 @@ def _kd_table(results: Path) -> pd.DataFrame:
     """``kd.csv``: one row per distillation-toolkit run (``kd/<size>/<method>_s<seed>``): size,
     method (the config's name; ``control`` = no KD), the method it runs, its teachers' run groups,
     seed, every test metric, epochs, seconds and parameters (the student's, and the method's own
-    trained alongside), and ``teacher:<metric>``, the first frozen teacher's own test metrics as
-    its run recorded them when the student learnt from it (empty when not recorded)."""
+    trained alongside), ``settings`` (the method's settings from the config, as JSON; ``{}``: its
+    defaults), and ``teacher:<metric>``, the first frozen teacher's own test metrics as its run
+    recorded them when the student learnt from it (empty when not recorded)."""
     rows = []
     for path in sorted((results / "kd").glob("*/*/metrics.json")):
         m = read_json(path)
@@ -139,10 +143,11 @@ def _kd_table(results: Path) -> pd.DataFrame:
                         else np.nan for k in METRICS},
                      "best_epoch": m["best_epoch"], "last_epoch": m["epochs_run"], "train_seconds": m["train_seconds"],
                      "seconds_per_epoch": m["seconds_per_epoch"], "n_parameters": m["n_parameters"],
-                     "method_parameters": kd["method_parameters"]})
+                     "method_parameters": kd["method_parameters"],
+                     "settings": json.dumps(kd["spec"].get("settings", {}), sort_keys=True)})
     columns = ["size", "method", "kind", "teachers", "seed", *METRICS, *(TEACHER_PREFIX + k for k in METRICS)]
     table = pd.DataFrame(rows, columns=columns + ["best_epoch", "last_epoch", "train_seconds", "seconds_per_epoch",
-                                                  "n_parameters", "method_parameters"])
+                                                  "n_parameters", "method_parameters", "settings"])
     return table.sort_values(["size", "method", "seed"], kind="stable").round(DECIMALS)
 
 
@@ -150,19 +155,42 @@ def stages(results: Path) -> pd.DataFrame:
     """Wall seconds and peak memory (MB) per Snakemake job, from its ``benchmark:`` file.
 
     A training job killed and resumed from its epoch checkpoint (a session ended) is benchmarked
-    for its last attempt only; its run's ``train_seconds`` count every epoch of every attempt, so
-    such a job's seconds are those (``resumed`` True) and never the last attempt's few minutes.
-    Peak memory stays the last attempt's (each attempt loads the same data and model)."""
+    for its last attempt only. Its log says so (``resumed from ... after epoch N``, printed by the
+    training loop), and its run recorded its training seconds and every epoch's, so such a job's
+    seconds are the last attempt's plus those of the N epochs it did not train again
+    (:func:`_seconds_until`; ``resumed`` True): never the last attempt's few minutes alone. Peak memory stays the last attempt's (each attempt loads the
+    same data and model)."""
     rows = []
     for tsv in sorted((results / "benchmarks").glob("*.tsv")):
         bench = pd.read_csv(tsv, sep="\t")
         stage = tsv.stem.split("_")[0] if tsv.stem[:2].isdigit() else tsv.stem
         seconds = float(bench["s"].iloc[0])
+        after = _resumed_after(results / "logs" / f"{tsv.stem}.log")
         metrics = results / _run_of_job(tsv.stem) / "metrics.json"
-        trained = float(read_json(metrics).get("train_seconds", 0.0)) if metrics.exists() else 0.0
-        rows.append({"job": tsv.stem, "stage": stage, "seconds": round(max(seconds, trained), 2),
-                     "max_rss_mb": round(float(bench["max_rss"].iloc[0]), 1), "resumed": trained > seconds})
+        if after and metrics.exists():
+            seconds += _seconds_until(read_json(metrics), after)
+        rows.append({"job": tsv.stem, "stage": stage, "seconds": round(seconds, 2),
+                     "max_rss_mb": round(float(bench["max_rss"].iloc[0]), 1), "resumed": after is not None})
     return pd.DataFrame(rows, columns=["job", "stage", "seconds", "max_rss_mb", "resumed"])
+
+
+def _seconds_until(run: Mapping[str, Any], epoch: int) -> float:
+    """The seconds a run spent on its first ``epoch`` epochs, validation included: its training
+    seconds (every attempt's, validation included) shared out in proportion to the epochs' own
+    recorded seconds (which leave validation out)."""
+    history = run.get("history", [])
+    total = sum(e["epoch_seconds"] for e in history)
+    before = sum(e["epoch_seconds"] for e in history if e["epoch"] <= epoch)
+    return float(run.get("train_seconds", 0.0)) * before / total if total else 0.0
+
+
+def _resumed_after(log: Path) -> int | None:
+    """The epoch a job's last attempt resumed after (its log's last ``resumed from ... after epoch
+    N`` line: :func:`recpress_utils.train.fit` prints it), None when it started afresh or left no log."""
+    if not log.exists():
+        return None
+    epochs = RESUMED.findall(log.read_text(errors="replace"))
+    return int(epochs[-1]) if epochs else None
 
 
 def _run_of_job(job: str) -> str:
@@ -360,7 +388,7 @@ def extend_digest(results_dir: str | Path, digest_dir: str | Path, config: Mappi
         kept = {r: v for r, v in (committed.relatedness or {}).get("runs", {}).items() if r in set(kept_runs["run"])}
         write_json({**fresh, "runs": dict(sorted({**kept, **fresh["runs"]}.items()))}, out / "relatedness.json")
     if fresh_kd is not None:
-        _write_tables(out, {KD_FILE: pd.concat([kept_kd, fresh_kd[kept_kd.columns] if len(kept_kd) else fresh_kd])
+        _write_tables(out, {KD_FILE: pd.concat([kept_kd, fresh_kd])[fresh_kd.columns]  # the fresh run's columns
                                      .sort_values(["size", "method", "seed"], kind="stable")}, DECIMALS)
     write_json(_data_stats(results), out / "data.json")
     write_json({**provenance(dict(config), results),

@@ -10,15 +10,18 @@ a verdict.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from recpress_utils.config import KD_CONTROL
+from recpress_utils.distill import method_defaults
 from recpress_utils.report.digest import TEACHER_PREFIX
-from recpress_utils.report.results import SEED_VARIES, ci_text, mean_ci, too_few_seeds
+from recpress_utils.report.results import METRICS, SEED_VARIES, ci_text, mean_ci, too_few_seeds
 
 #: Column order of :func:`method_table`.
 COLUMNS = ("size", "method", "teachers", "n", "metric [95 % CI]", "% of teacher", "vs no-KD control [paired CI]",
@@ -136,6 +139,57 @@ def cost_source(kd: pd.DataFrame, cost: pd.DataFrame | None) -> str:
             parts.append(f"{size}: the runs' wall-clock training seconds against the control's (on a machine shared "
                          "with other jobs an upper bound on the method's cost)")
     return "x control time: " + "; ".join(parts)
+
+
+def load_sweeps(folder: str | Path) -> dict[str, pd.DataFrame]:
+    """A profile's committed validation sweeps of its methods (``config/sweeps/<profile>/kd_<method>.csv``,
+    written by :mod:`recpress_utils.sweep`), by method name; none where the folder has none."""
+    return {path.stem.removeprefix("kd_"): pd.read_csv(path) for path in sorted(Path(folder).glob("kd_*.csv"))}
+
+
+def settings_table(kd: pd.DataFrame, sweeps: Mapping[str, pd.DataFrame], metric: str) -> pd.DataFrame:
+    """One row per method: the settings its runs used (the config's, the method's defaults for the
+    rest), its committed validation sweep (each point's score, at the sweep's student size and seed)
+    and whether the runs use the sweep's best point. This is the check that a method's weight,
+    temperature or K was chosen on validation, and not left at a default or tuned on test data."""
+    rows = []
+    for method in sorted(set(kd["method"]) - {KD_CONTROL}):
+        runs = kd[kd["method"] == method]
+        explicit = json.loads(runs["settings"].iloc[0]) if isinstance(runs["settings"].iloc[0], str) else {}
+        used = {**method_defaults(runs["kind"].iloc[0]), **explicit}
+        sweep = sweeps.get(method)
+        keys = [] if sweep is None else [c for c in sweep.columns if c not in (*METRICS, "seconds", "size", "seed")]
+        defaults = [k for k in dict.fromkeys(["hard_weight", "weight", "temperature", *keys])
+                    if k in used and k not in explicit]
+        shown = "; ".join(filter(None, [", ".join(f"{k} {_text(v)}" for k, v in explicit.items()),
+                                        "default " + ", ".join(f"{k} {_text(used[k])}" for k in defaults)]))
+        row = {"method": method, "settings of the runs": shown,
+               f"validation {metric} of the sweep": "", "chosen on validation": "not swept"}
+        if sweep is not None and len(sweep):
+            where = ", ".join(f"{c} {sweep[c].iloc[0]}" for c in ("size", "seed") if c in sweep)
+            points = sweep.sort_values(keys, kind="stable")
+            scores = "; ".join(", ".join(f"{k} {_text(r[k])}" for k in keys) + f": {r[metric]:.4f}"
+                               for _, r in points.iterrows())
+            best = sweep.iloc[0]  # the sweep's table is best first by the profile's select_metric
+            differs = [k for k in keys if not _same(best[k], used.get(k))]
+            row[f"validation {metric} of the sweep"] = f"{where}: {scores}" if where else scores
+            row["chosen on validation"] = "yes" if not differs else "no: best " + ", ".join(
+                f"{k} {_text(best[k])}" for k in differs)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _text(value: Any) -> str:
+    """A setting as a reader writes it: 0.5, 1, 1e-05, none."""
+    return f"{value:g}" if isinstance(value, (int, float, np.number)) and not isinstance(value, bool) else str(value)
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Whether a sweep's value and a run's setting are the same setting (1 and 1.0 are)."""
+    try:
+        return bool(np.isclose(float(a), float(b)))
+    except (TypeError, ValueError):
+        return str(a) == str(b)
 
 
 def best_against_control(kd: pd.DataFrame, metric: str) -> dict[str, object] | None:
