@@ -96,10 +96,14 @@ def test_the_settings_table_says_whether_the_runs_use_the_validation_sweeps_best
     assert list(table.index) == ["hint", "rd", "soft"]
     assert table.loc["rd", "chosen on validation"] == "yes"
     assert table.loc["rd", "settings of the runs"] == "default hard_weight 1, weight 1"
-    assert table.loc["rd", "validation MRR@20 of the sweep"] == "size e16, seed 42: weight 0.1: 0.1600; weight 1: 0.1700"
+    assert table.loc["rd", "validation MRR@20 of the sweep"] == (
+        "size e16, seed 42: weight 0.1: 0.1600; weight 1: 0.1700")
     assert table.loc["soft", "chosen on validation"] == "no: best temperature 1"
     assert table.loc["soft", "settings of the runs"] == "temperature 0.5; default hard_weight 0, weight 1"
     assert table.loc["hint", "chosen on validation"] == "not swept"
+    every = kd.assign(settings='{"hard_weight": 1, "weight": 0.1}')  # nothing left at a default
+    assert settings_table(every, sweeps, "MRR@20").set_index("method").loc["rd", "settings of the runs"] == (
+        "hard_weight 1, weight 0.1")
 
 
 def test_size_latency_times_one_student_per_size(tiny_prepared, tmp_path) -> None:

@@ -158,8 +158,8 @@ def stages(results: Path) -> pd.DataFrame:
     for its last attempt only. Its log says so (``resumed from ... after epoch N``, printed by the
     training loop), and its run recorded its training seconds and every epoch's, so such a job's
     seconds are the last attempt's plus those of the N epochs it did not train again
-    (:func:`_seconds_until`; ``resumed`` True): never the last attempt's few minutes alone. Peak memory stays the last attempt's (each attempt loads the
-    same data and model)."""
+    (:func:`_seconds_until`; ``resumed`` True): never the last attempt's few minutes alone. Peak
+    memory stays the last attempt's (each attempt loads the same data and model)."""
     rows = []
     for tsv in sorted((results / "benchmarks").glob("*.tsv")):
         bench = pd.read_csv(tsv, sep="\t")

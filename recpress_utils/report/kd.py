@@ -161,9 +161,10 @@ def settings_table(kd: pd.DataFrame, sweeps: Mapping[str, pd.DataFrame], metric:
         keys = [] if sweep is None else [c for c in sweep.columns if c not in (*METRICS, "seconds", "size", "seed")]
         defaults = [k for k in dict.fromkeys(["hard_weight", "weight", "temperature", *keys])
                     if k in used and k not in explicit]
-        shown = "; ".join(filter(None, [", ".join(f"{k} {_text(v)}" for k, v in explicit.items()),
-                                        "default " + ", ".join(f"{k} {_text(used[k])}" for k in defaults)]))
-        row = {"method": method, "settings of the runs": shown,
+        parts = [", ".join(f"{k} {_text(v)}" for k, v in explicit.items())]
+        if defaults:
+            parts.append("default " + ", ".join(f"{k} {_text(used[k])}" for k in defaults))
+        row = {"method": method, "settings of the runs": "; ".join(filter(None, parts)),
                f"validation {metric} of the sweep": "", "chosen on validation": "not swept"}
         if sweep is not None and len(sweep):
             where = ", ".join(f"{c} {sweep[c].iloc[0]}" for c in ("size", "seed") if c in sweep)
