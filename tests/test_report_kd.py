@@ -129,15 +129,17 @@ def _tiny(**kd) -> dict:
     return rc.load_config("config/tiny.yaml", {"kd": kd})
 
 
-def test_the_tiny_profile_runs_every_method_at_two_sizes() -> None:
+def test_the_tiny_profile_runs_every_method_at_three_sizes_of_two_depths() -> None:
     from recpress_utils.distill import METHODS
 
     cfg = rc.load_config("config/tiny.yaml")
     runs = rc.kd_runs(cfg)
     kinds = {entry["method"] for entry in cfg["kd"]["methods"].values()}
     assert kinds == set(METHODS)
-    assert len(runs) == 2 * (len(cfg["kd"]["methods"]) + 1) and "kd/e16/control_s42" in runs
+    assert len(runs) == 3 * (len(cfg["kd"]["methods"]) + 1) and "kd/e16/control_s42" in runs
     assert rc.kd_student(cfg, "e16")["emb_dim"] == 16
+    deep = rc.kd_student(cfg, "e32b2")
+    assert deep["emb_dim"] == 32 and deep["n_blocks"] == 2 and "kd/e32b2/attention_s42" in runs
     born = rc.kd_teachers(cfg, "born_again", "e16", 42)
     assert born[0]["checkpoint"].endswith("kd/e16/control_s42/model.pt") and born[0]["model_kwargs"]["emb_dim"] == 16
     multi = rc.kd_teachers(cfg, "multi", "e64", 42)
@@ -174,7 +176,8 @@ def _one_teacher(shared_train: dict | None = None, **kd) -> dict:
 def test_one_teacher_seed_teaches_every_student_seed() -> None:
     cfg = _one_teacher(seeds=[42, 43, 44], teacher_seed=42, train={"epochs": 2})
     runs = rc.kd_runs(cfg)
-    assert {"kd/e16/control_s43", "kd/e64/rd_s44"} <= set(runs) and len(runs) == 3 * 2 * (len(cfg["kd"]["methods"]) + 1)
+    assert {"kd/e16/control_s43", "kd/e64/rd_s44"} <= set(runs)
+    assert len(runs) == 3 * len(cfg["kd"]["sizes"]) * (len(cfg["kd"]["methods"]) + 1)
     rd = rc.kd_teachers(cfg, "rd", "e64", 44)
     assert rd[0]["checkpoint"].endswith("runs/mixed_attention-n2v_s42/model.pt")
     assert [t["checkpoint"].split("/")[-2] for t in rc.kd_teachers(cfg, "multi", "e64", 43)] == \

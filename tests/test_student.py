@@ -88,6 +88,32 @@ def test_last_logits_equal_forward_last(width: int, proj_dim) -> None:
     torch.testing.assert_close(fast[:, 1:], full[:, 1:], atol=1e-5, rtol=1e-5)
 
 
+def test_a_deeper_student_is_causal_and_its_fast_path_still_equals_forward() -> None:
+    model = tiny_student(n_blocks=2)
+    assert len(model.lower) == 1 and model.lower[0].back.out_features == TINY["emb_dim"]
+    items = padded_batch(6, (9, 6, 2, 1), 9)
+    assert_causal(model, items, N_ITEMS)
+    with torch.no_grad():
+        torch.testing.assert_close(model.last_logits(items)[:, 1:], model(items)[:, -1, 1:],
+                                   atol=1e-5, rtol=1e-5)
+        # The lower block is used, and only the top block's maps are distilled.
+        one_block = Student(N_ITEMS, **TINY).eval()
+        one_block.load_state_dict({k: v for k, v in model.state_dict().items()
+                                   if not k.startswith("lower.")})
+        assert not torch.allclose(one_block(items)[..., 1:], model(items)[..., 1:])
+        assert model.attention_maps(items).shape == (4, 9, 9)
+    with pytest.raises(ValueError, match="n_blocks"):
+        tiny_student(n_blocks=0)
+
+
+def test_a_one_block_checkpoint_keeps_its_module_names() -> None:
+    """Students trained before depth existed load unchanged (the toolkit's born-again teacher and
+    the latency jobs read them)."""
+    names = set(tiny_student().state_dict())
+    assert {"qkv.weight", "convs.0.weight", "proj.weight", "output.0.weight"} <= names
+    assert not any(n.startswith("lower.") for n in names)
+
+
 def test_last_logits_still_read_items_before_the_kernel_window() -> None:
     """The fast path reads keys/values of the whole session: an early item still matters."""
     model = tiny_student()

@@ -36,6 +36,13 @@ output layer exactly as wide as the teacher's last layer (a rank-64 factorisatio
 
 :meth:`Student.last_logits` runs attention only for the last ``max(kernel_sizes)`` queries and
 each convolution at the last position only; it equals ``forward(items)[:, -1]``.
+
+Depth (``n_blocks``, ours: the paper's student has one block). The distillation toolkit compares
+students of several sizes, among them deeper ones. Each block below the top one is the same
+attention + CNN unit, mapped back to the embedding width and added to its input (a residual
+connection, so a second block starts as a small change of the first's input rather than a
+replacement of it). The top block keeps the module names of the one-block student, so its
+trained checkpoints load unchanged; only the top block has the fast last-position path.
 """
 
 from __future__ import annotations
@@ -51,16 +58,55 @@ from recpress_utils.models.layers import PositionEmbedding, attention_probs, spl
 from recpress_utils.sequences import PAD
 
 
+def _attend(qkv: nn.Linear, n_heads: int, x: Tensor, mask: Tensor, real: Tensor,
+            n_queries: int) -> Tensor:
+    """Causal self-attention outputs ``(B, qkv_dim, n_queries)`` of ``x`` ``(B, L, emb)`` for its
+    last ``n_queries`` positions (channels first, ready for Conv1d); padded positions are zero."""
+    q, k, v = split_heads(qkv(x), n_heads).unbind(0)
+    if n_queries < x.shape[1]:
+        q, mask = q[:, :, -n_queries:], mask[:, :, -n_queries:]
+    attended = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # (B, H, Q, d)
+    attended = attended.permute(0, 1, 3, 2).flatten(1, 2)  # (B, H*d, Q)
+    return attended * real[:, None, -attended.shape[-1]:]
+
+
+def _convolve(convs: nn.ModuleList, kernel_sizes: tuple[int, ...], a: Tensor) -> list[Tensor]:
+    """Each filter bank over the whole sequence ``a`` ``(B, C, L)``, causal "same": k-1 zeros on
+    the left only, so the length is kept without look-ahead."""
+    return [conv(F.pad(a, (k - 1, 0))) for k, conv in zip(kernel_sizes, convs)]
+
+
+class _LowerBlock(nn.Module):
+    """A block below the student's top one: attention + causal CNN, mapped back to the embedding
+    width and added to the block's input (residual)."""
+
+    def __init__(self, emb_dim: int, qkv_dim: int, n_heads: int, kernel_sizes: tuple[int, ...],
+                 n_filters: int, dropout: float) -> None:
+        super().__init__()
+        self.n_heads, self.kernel_sizes = n_heads, kernel_sizes
+        self.qkv = nn.Linear(emb_dim, 3 * qkv_dim)
+        self.convs = nn.ModuleList(nn.Conv1d(qkv_dim, n_filters, k) for k in kernel_sizes)
+        self.dropout = nn.Dropout(dropout)
+        self.back = nn.Linear(n_filters * len(kernel_sizes), emb_dim)
+
+    def forward(self, x: Tensor, mask: Tensor, real: Tensor) -> Tensor:
+        a = _attend(self.qkv, self.n_heads, x, mask, real, x.shape[1])
+        h = torch.cat([F.relu(c) for c in _convolve(self.convs, self.kernel_sizes, a)], dim=1)
+        return (x + self.back(self.dropout(h.transpose(1, 2)))) * real[..., None]
+
+
 class Student(SequentialRecommender):
     """Distilled student: 2-head causal self-attention -> causal multi-filter CNN -> items.
 
-    Defaults are the paper's (emb and Q/K/V 64, 2 heads, stride 1, "same" length, dropout 0.5);
-    kernel sizes, filter count and the bottleneck width are ours (the paper gives none).
+    Defaults are the paper's (emb and Q/K/V 64, 2 heads, stride 1, "same" length, dropout 0.5,
+    one block); kernel sizes, filter count, the bottleneck width and deeper variants are ours
+    (the paper gives none).
     """
 
     def __init__(self, n_items: int, emb_dim: int = 64, qkv_dim: int = 64, n_heads: int = 2,
                  kernel_sizes: Sequence[int] = (1, 2, 3), n_filters: int = 64,
-                 dropout: float = 0.5, max_len: int = 50, proj_dim: int | None = 64) -> None:
+                 dropout: float = 0.5, max_len: int = 50, proj_dim: int | None = 64,
+                 n_blocks: int = 1) -> None:
         if qkv_dim % n_heads:
             raise ValueError(f"qkv_dim ({qkv_dim}) must be divisible by n_heads ({n_heads})")
         kernel_sizes = tuple(int(k) for k in kernel_sizes)
@@ -69,6 +115,8 @@ class Student(SequentialRecommender):
                              f"got {kernel_sizes}")
         if n_filters < 1 or (proj_dim is not None and proj_dim < 1):
             raise ValueError("n_filters and proj_dim must be >= 1 (proj_dim may be None)")
+        if n_blocks < 1:
+            raise ValueError(f"n_blocks must be >= 1, got {n_blocks}")
         conv_out = n_filters * len(kernel_sizes)
         head_in = conv_out if proj_dim is None else proj_dim
         super().__init__(n_items, emb_dim)
@@ -77,28 +125,23 @@ class Student(SequentialRecommender):
         self.max_len = max_len
         self.kernel_sizes = kernel_sizes
         self.pos_emb = PositionEmbedding(max_len, emb_dim)
-        self.qkv = nn.Linear(emb_dim, 3 * qkv_dim)
+        self.lower = nn.ModuleList(_LowerBlock(emb_dim, qkv_dim, n_heads, kernel_sizes, n_filters,
+                                               dropout) for _ in range(n_blocks - 1))
+        self.qkv = nn.Linear(emb_dim, 3 * qkv_dim)  # the top block: the one-block student's names
         self.convs = nn.ModuleList(nn.Conv1d(qkv_dim, n_filters, k, stride=1)
                                    for k in kernel_sizes)
         self.dropout = nn.Dropout(dropout)
         self.proj = nn.Identity() if proj_dim is None else nn.Linear(conv_out, proj_dim)
 
     # -- pieces -----------------------------------------------------------------------------
-    def _qkv(self, items: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """Per-head queries, keys and values ``(B, H, L, d)`` of the session."""
+    def _top_input(self, items: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """The top block's input ``(B, L, emb)`` (embeddings through the lower blocks), the
+        attention mask and the real-item mask."""
+        mask, real = self.attention_mask(items), items != PAD
         x = self.item_emb(items) + self.pos_emb(items)
-        return split_heads(self.qkv(x), self.n_heads).unbind(0)
-
-    def _attend(self, items: Tensor, n_queries: int) -> Tensor:
-        """Self-attention outputs ``(B, qkv_dim, n_queries)`` for the last ``n_queries``
-        positions (channels first, ready for Conv1d); padded positions are zero."""
-        q, k, v = self._qkv(items)
-        mask = self.attention_mask(items)
-        if n_queries < items.shape[1]:
-            q, mask = q[:, :, -n_queries:], mask[:, :, -n_queries:]
-        attended = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # (B, H, Q, d)
-        attended = attended.permute(0, 1, 3, 2).flatten(1, 2)  # (B, H*d, Q)
-        return attended * (items != PAD)[:, None, -attended.shape[-1]:]
+        for block in self.lower:
+            x = block(x, mask, real)
+        return x, mask, real
 
     def _features(self, conv_outputs: list[Tensor]) -> Tensor:
         """ReLU, concatenate the filters, dropout, bottleneck: ``(B, ..., head_in)``."""
@@ -107,20 +150,23 @@ class Student(SequentialRecommender):
 
     # -- interface --------------------------------------------------------------------------
     def attention_maps(self, items: Tensor) -> Tensor:
-        """The self-attention weights ``(B, L, L)``, averaged over heads (query rows, key columns)."""
-        q, k, _ = self._qkv(items)
-        return attention_probs(q, k, self.attention_mask(items)).mean(dim=1)
+        """The top block's self-attention weights ``(B, L, L)``, averaged over heads (query rows,
+        key columns)."""
+        x, mask, _ = self._top_input(items)
+        q, k, _ = split_heads(self.qkv(x), self.n_heads).unbind(0)
+        return attention_probs(q, k, mask).mean(dim=1)
 
     def hidden(self, items: Tensor) -> Tensor:
-        a = self._attend(items, items.shape[1])  # (B, C, L)
-        # Causal "same": k-1 zeros on the left only, so the length is kept without look-ahead.
-        return self._features([conv(F.pad(a, (k - 1, 0)))
-                               for k, conv in zip(self.kernel_sizes, self.convs)])
+        x, mask, real = self._top_input(items)
+        a = _attend(self.qkv, self.n_heads, x, mask, real, items.shape[1])  # (B, C, L)
+        return self._features(_convolve(self.convs, self.kernel_sizes, a))
 
     def last_logits(self, items: Tensor) -> Tensor:
-        """``forward(items)[:, -1]``, computing attention for the last max(k) queries only."""
+        """``forward(items)[:, -1]``, computing the top block's attention for the last max(k)
+        queries only."""
         window = max(self.kernel_sizes)
-        a = self._attend(items, min(window, items.shape[1]))
+        x, mask, real = self._top_input(items)
+        a = _attend(self.qkv, self.n_heads, x, mask, real, min(window, items.shape[1]))
         a = F.pad(a, (window - a.shape[-1], 0))  # (B, C, window); the same zeros as hidden()
         # A convolution at one position is a linear map of its flattened window (B, C * k).
         h = self._features([F.linear(a[..., window - k:].flatten(1), conv.weight.flatten(1),
