@@ -51,6 +51,7 @@ def test_the_step_cost_benchmark_replaces_the_wall_clock_ratio_where_it_timed_a_
     assert "e64: seconds per training step" in source and "20 steps of 256 x 3 rounds" in source
     assert "e16: the runs' wall-clock training seconds" in source
     assert "e64: the runs' wall-clock" in cost_source(kd, None)
+    assert "e64: process CPU seconds per training step" in cost_source(kd, cost.assign(clock="cpu"))
 
 
 def test_no_interval_no_verdict() -> None:

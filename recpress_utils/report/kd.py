@@ -132,7 +132,8 @@ def cost_source(kd: pd.DataFrame, cost: pd.DataFrame | None) -> str:
         timed = None if cost is None else cost[cost["size"] == size]
         if timed is not None and len(timed):
             first = timed.iloc[0]
-            parts.append(f"{size}: seconds per training step against the control's, timed in one process "
+            what = "process CPU seconds" if first.get("clock") == "cpu" else "seconds"
+            parts.append(f"{size}: {what} per training step against the control's, timed in one process "
                          f"(kd_cost.csv: {first['steps']} steps of {first['batch_size']} x {first['rounds']} rounds, "
                          f"{first['threads']} thread(s), median)")
         else:
