@@ -78,6 +78,27 @@ def test_best_against_control_and_pareto_points() -> None:
     assert timed.loc[("a", "e16"), "s_per_1000"] == 0.5 and pd.isna(timed.loc[("a", "e64"), "s_per_1000"])
 
 
+def test_each_curve_of_the_compression_figure_runs_along_its_panels_axis() -> None:
+    """A deeper student can have fewer parameters yet answer slower: each panel draws a method's
+    sizes in the order of its own x, and names the sizes on the control's curve."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from recpress_utils.report.kd import pareto_figure
+
+    kd = pd.concat([kd_frame({"a": (0.01, 0.01, 0.02)}, params=300),
+                    kd_frame({"a": (0.04, 0.05, 0.045)}, size="e16", params=100),
+                    kd_frame({"a": (0.02, 0.03, 0.02)}, size="e32b2", params=200)])
+    latency = {"threads": 1, "sizes": {"e16": {"batched": {"median": 0.4}}, "e32b2": {"batched": {"median": 0.6}},
+                                       "e64": {"batched": {"median": 0.5}}}}
+    fig = pareto_figure(kd, "MRR@20", 0.31, "the teacher", latency)
+    by_parameters, by_latency = fig.axes
+    for ax in (by_parameters, by_latency):
+        for line in ax.get_lines()[:-1]:  # the last line is the 100 % reference
+            assert list(line.get_xdata()) == sorted(line.get_xdata())
+    assert [t.get_text() for t in by_latency.texts] == ["e16", "e64", "e32b2"]
+
+
 def test_the_settings_table_says_whether_the_runs_use_the_validation_sweeps_best(tmp_path) -> None:
     """A method whose runs hold the sweep's best point is "chosen on validation"; one left at a
     default the sweep beat names the better value; one without a sweep says so. A default the

@@ -240,9 +240,15 @@ def pareto_figure(kd: pd.DataFrame, metric: str, teacher_mean: float, teacher_na
     for ax, (column, label) in zip(axes[0], axes_x):
         for method, frame in points.groupby("method", sort=True):
             control = method == KD_CONTROL
+            # Along the panel's own axis: a deeper student can be smaller yet slower, so the sizes'
+            # order by parameters is not their order by latency.
+            frame = frame.dropna(subset=[column]).sort_values(column)
             ax.plot(frame[column].to_numpy(), frame["kept"].to_numpy(), marker="o", lw=2.2 if control else 1.2,
                     ls="--" if control else "-", color="black" if control else colours[method],
                     label="no KD (control)" if control else method, zorder=3 if control else 2)
+            if control:  # name the sizes once, on the reference curve
+                for x, y, size in frame[[column, "kept", "size"]].itertuples(index=False):
+                    ax.annotate(size, (x, y), textcoords="offset points", xytext=(4, -12), fontsize=8)
         ax.axhline(100, color="grey", lw=0.8, ls=":")
         ax.set_xscale("log")
         ax.set_xlabel(label)
