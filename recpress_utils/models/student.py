@@ -76,6 +76,11 @@ def _convolve(convs: nn.ModuleList, kernel_sizes: tuple[int, ...], a: Tensor) ->
     return [conv(F.pad(a, (k - 1, 0))) for k, conv in zip(kernel_sizes, convs)]
 
 
+def _filters(conv_outputs: list[Tensor]) -> Tensor:
+    """ReLU of every filter bank, concatenated, positions first: ``(B, L, n_filters * banks)``."""
+    return torch.cat([F.relu(c) for c in conv_outputs], dim=1).transpose(1, 2)
+
+
 class _LowerBlock(nn.Module):
     """A block below the student's top one: attention + causal CNN, mapped back to the embedding
     width and added to the block's input (residual)."""
@@ -91,8 +96,8 @@ class _LowerBlock(nn.Module):
 
     def forward(self, x: Tensor, mask: Tensor, real: Tensor) -> Tensor:
         a = _attend(self.qkv, self.n_heads, x, mask, real, x.shape[1])
-        h = torch.cat([F.relu(c) for c in _convolve(self.convs, self.kernel_sizes, a)], dim=1)
-        return (x + self.back(self.dropout(h.transpose(1, 2)))) * real[..., None]
+        h = _filters(_convolve(self.convs, self.kernel_sizes, a))
+        return (x + self.back(self.dropout(h))) * real[..., None]
 
 
 class Student(SequentialRecommender):
@@ -145,8 +150,7 @@ class Student(SequentialRecommender):
 
     def _features(self, conv_outputs: list[Tensor]) -> Tensor:
         """ReLU, concatenate the filters, dropout, bottleneck: ``(B, ..., head_in)``."""
-        h = torch.cat([F.relu(c) for c in conv_outputs], dim=1).transpose(1, 2)
-        return self.proj(self.dropout(h))
+        return self.proj(self.dropout(_filters(conv_outputs)))
 
     # -- interface --------------------------------------------------------------------------
     def attention_maps(self, items: Tensor) -> Tensor:
