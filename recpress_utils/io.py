@@ -52,7 +52,9 @@ def write_parquet(table: pa.Table, path: str | Path) -> None:
 def replace_rows(path: str | Path, rows: pd.DataFrame, match: list[str], order: list[str]) -> pd.DataFrame:
     """The CSV table at ``path`` with ``rows`` in place of its rows that agree with one of them on
     every column of ``match`` (compared as text), sorted by ``order`` and written atomically: a
-    benchmark run again replaces its own rows and keeps everyone else's. Returns the table written."""
+    benchmark run again replaces its own rows and keeps everyone else's. The columns come in the
+    order of ``rows``, then any that only the old rows have: a rerun that adds a column puts it
+    where the code writes it, not at the end. Returns the table written."""
     path = Path(path)
     table = rows
     if path.exists():
@@ -60,6 +62,7 @@ def replace_rows(path: str | Path, rows: pd.DataFrame, match: list[str], order: 
         new_keys = set(map(tuple, rows[match].astype(str).to_numpy()))
         same = [tuple(key) in new_keys for key in old[match].astype(str).to_numpy()]
         table = pd.concat([old[~pd.Series(same, index=old.index, dtype=bool)], rows], ignore_index=True)
+        table = table[list(rows.columns) + [c for c in old.columns if c not in rows.columns]]
     table = table.sort_values(order, kind="stable").reset_index(drop=True)
     with atomic_path(path) as tmp:
         table.to_csv(tmp, index=False)

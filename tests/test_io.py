@@ -42,3 +42,10 @@ def test_rows_replace_only_the_rows_they_match(tmp_path):
     replace_rows(tmp_path / "seeds.csv", by_seed, match=["seed"], order=["seed"])
     table = replace_rows(tmp_path / "seeds.csv", pd.DataFrame({"seed": [43], "t": [5.0]}), match=["seed"], order=["seed"])
     assert table.values.tolist() == [[42, 1.0], [43, 5.0]]
+    # a rerun that brings a new column puts it where the new rows have it; old-only columns follow
+    replace_rows(tmp_path / "cols.csv", pd.DataFrame({"size": ["e16"], "t": [1.0], "old": [0]}), match=["size"],
+                 order=["size"])
+    table = replace_rows(tmp_path / "cols.csv", pd.DataFrame({"size": ["e64"], "cpu": [2.0], "t": [3.0]}),
+                         match=["size"], order=["size"])
+    assert list(table.columns) == ["size", "cpu", "t", "old"]
+    assert list(pd.read_csv(tmp_path / "cols.csv").columns) == ["size", "cpu", "t", "old"]
