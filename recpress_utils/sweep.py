@@ -32,7 +32,9 @@ profile's trained teachers of the seed (their runs must exist)::
 
 writes ``config/sweeps/<profile>/kd_<method>.csv``. Every point reads the teacher's top-K from one
 cache file: the pipeline's (``results/<dataset>/teacher_cache/``) when it holds the grid's
-temperatures, else one the sweep builds once beside its points.
+temperatures, else one the sweep builds once beside its points. A point at the profile's own
+settings reads the pipeline's run of that method, size and seed when it exists
+(:func:`pipeline_scores`) instead of training it again.
 """
 
 from __future__ import annotations
@@ -54,8 +56,9 @@ from tqdm import tqdm
 from recpress_utils.config import CONFIG_FILE, load_config, model_spec, results_folder
 from recpress_utils.io import atomic_path, read_json
 from recpress_utils.losses import build_loss
+from recpress_utils.metrics import metric_names
 from recpress_utils.paths import repo_path
-from recpress_utils.runs import (CHECKPOINT, ModelSpec, build_for_data, fit_counts, teacher_cache_run,
+from recpress_utils.runs import (CHECKPOINT, KDJob, ModelSpec, build_for_data, fit_counts, teacher_cache_run,
                                  train_counts)
 from recpress_utils.sequences import load_sessions
 from recpress_utils.train import TrainConfig, eval_sample, evaluate, fit, set_determinism
@@ -161,7 +164,7 @@ def kd_sweep(config: Mapping[str, Any], method: str, grid: Mapping[str, list[Any
     profile's trained runs of ``seed`` (or of ``kd.teacher_seed``); ``seed`` None: the first of
     ``kd.seeds``."""
     from recpress_utils.config import stage_params
-    from recpress_utils.runs import KDJob, kd_fit
+    from recpress_utils.runs import kd_fit
 
     size = size or next(iter(config["kd"]["sizes"]))
     params = stage_params(config, "09_kd", {"size": size, "method": method, "seed": seed})  # seed None: kd.seeds' first
@@ -196,8 +199,44 @@ def kd_sweep(config: Mapping[str, Any], method: str, grid: Mapping[str, list[Any
         fields = asdict(job)
         del fields["teacher_caches"]  # the same teacher's top-K wherever it was cached: not a new fit
         folder = point_dir(work_dir, {"job": fields, "data": str(prepared)})
-        rows.append({"size": size, "seed": seed, **point, **scored_once(folder, score)})
+        scores = pipeline_scores(repo_path(params["run_dir"]), job) or scored_once(folder, score)
+        rows.append({"size": size, "seed": seed, **point, **scores})
     return pd.DataFrame(rows).sort_values(cfg.select_metric, ascending=False, kind="stable").reset_index(drop=True)
+
+
+def pipeline_scores(run_dir: Path, job: KDJob) -> dict[str, Any] | None:
+    """The validation scores of the pipeline's run of this very fit, or None: ``run_dir`` (the
+    profile's run of the method, size and seed) holds one when its ``metrics.json`` records the same
+    method settings (defaults filled in), student, student loss, teachers, training settings and
+    seed as ``job``. Its best epoch's row of the validation
+    history is then what the point would train for (Yoochoose e16, RRD and DE at weight 0.01: equal
+    to every digit), and the point at the profile's settings costs nothing instead of a retraining.
+    ``seconds`` is that run's training time."""
+    from recpress_utils.distill import method_defaults
+
+    path = run_dir / "metrics.json"
+    if not path.exists() or job.method_settings is None:
+        return None
+    run = read_json(path)
+    kind = job.method_settings["method"]
+
+    def effective(spec: Mapping[str, Any]) -> dict[str, Any]:
+        return {**method_defaults(kind), **(spec.get("settings") or {})}
+
+    def checkpoints(teachers: list[Mapping[str, Any]]) -> list[Path]:
+        return [Path(t["checkpoint"]).resolve() for t in teachers]
+
+    recorded = run["kd"]
+    same = (recorded["spec"].get("method") == kind
+            and recorded["spec"].get("teacher") == job.method_settings.get("teacher")
+            and effective(recorded["spec"]) == effective(job.method_settings)
+            and run["model_kwargs"] == job.student_kwargs and recorded["student_loss"] == dict(job.student_loss)
+            and checkpoints(recorded["teachers"]) == checkpoints(job.teachers)
+            and run["train_config"] == asdict(job.train_cfg) and run["seed"] == job.seed)
+    if not same:
+        return None
+    best = run["history"][run["best_epoch"] - 1]
+    return {**{name: best[name] for name in metric_names()}, "seconds": round(run["train_seconds"], 1)}
 
 
 def sweep_teacher_caches(files: list[str], teachers: list[Mapping[str, Any]], temperatures: list[float],

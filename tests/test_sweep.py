@@ -134,3 +134,47 @@ def test_a_sweep_run_again_reuses_finished_points_and_refits_a_changed_one(tiny_
     sweep_mod.sweep(config, "gru4rec", {"train.lr": [0.01]}, prepared_dir=prepared)
     assert len(fits) == 1 and fits[0]["checkpoint"].name == "checkpoint.pt"
     assert len(list((prepared.parent / "sweeps" / "gru4rec").iterdir())) == 2
+
+
+def test_a_kd_sweep_point_at_the_profiles_settings_reads_the_pipelines_run_instead_of_retraining(
+        tiny_prepared, tmp_path, monkeypatch):
+    """The pipeline's run of the method (same size, seed, student, teachers and training settings,
+    the profile's settings with the method's defaults filled in) already holds the point's
+    validation scores: its best epoch's history row, equal to what the sweep's own fit gives. Any
+    other setting, or another seed, is fitted."""
+    import dataclasses
+    import shutil
+
+    import recpress_utils.runs as runs
+    from recpress_utils.runs import ModelSpec, train_run
+    from recpress_utils.train import TrainConfig
+
+    config = load_config(REPO_ROOT / "config" / "tiny.yaml", {
+        "results_dir": str(tmp_path), "kd": {"methods": {"rd_gru": {"method": "ranking", "teacher": "gru4rec"}}}})
+    out = tmp_path / "synthetic"
+    shutil.copytree(tiny_prepared, out / "prepared")
+    train_run(ModelSpec.from_config("gru4rec"), out / "prepared", out / "runs" / "gru4rec_s42",
+              TrainConfig(epochs=1, batch_size=128, device="cpu"), seed=42, threads=1, progress=False)
+    jobs = []
+    original = runs.kd_fit
+    monkeypatch.setattr(runs, "kd_fit", lambda p, job, *a, **k: jobs.append(job) or original(p, job, *a, **k))
+    trained = sweep_mod.kd_sweep(config, "rd_gru", {"weight": [1.0]}, size="e16")  # no pipeline run yet: fitted
+    assert len(jobs) == 1
+    first = jobs[0]
+    params = stage_params(config, "09_kd", {"size": "e16", "method": "rd_gru", "seed": 42})
+    run_dir = REPO_ROOT / params["run_dir"]
+    # the pipeline's run, as the profile gives it: no weight set, the method's default (1.0) applies
+    runs.kd_run(out / "prepared", run_dir, dataclasses.replace(first, method_settings=params["method_spec"]),
+                progress=False)
+    shutil.rmtree(out / "sweeps")
+    jobs.clear()
+    table = sweep_mod.kd_sweep(config, "rd_gru", {"weight": [1.0, 3.0]}, size="e16")
+    assert [job.method_settings["settings"]["weight"] for job in jobs] == [3.0]
+    row = table.loc[table["weight"] == 1.0].iloc[0]
+    for metric in ("MRR@20", "NDCG@10", "HR@20"):
+        assert row[metric] == pytest.approx(trained[metric].item(), abs=1e-9)
+    assert list(table.columns[:3]) == ["size", "seed", "weight"]
+    assert sweep_mod.pipeline_scores(run_dir, first) is not None
+    assert sweep_mod.pipeline_scores(run_dir, dataclasses.replace(first, seed=43)) is None
+    assert sweep_mod.pipeline_scores(run_dir, jobs[0]) is None  # weight 3.0
+    assert sweep_mod.pipeline_scores(tmp_path / "none", first) is None
