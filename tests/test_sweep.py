@@ -42,21 +42,30 @@ def test_a_refined_round_joins_the_committed_table_and_replaces_a_point_scored_a
         merge_tables(old, new.assign(lambda_position=1), ["k", "lambda_position"], "MRR@20")
 
 
-def test_a_kd_method_sweep_scores_on_validation_against_the_profiles_teacher(tiny_prepared, tmp_path, monkeypatch):
-    """RD's weight swept on the tiny profile: the teacher is the profile's trained GRU4Rec run of
-    the seed; the student is fitted per point and scored on validation; test is never read."""
+def profile_with_a_gru4rec_teacher(tiny_prepared, tmp_path, methods, **overrides):
+    """The tiny profile writing to ``tmp_path`` with the kd ``methods`` added, its prepared data
+    copied there and the seed-42 GRU4Rec teacher trained for one epoch: (config, results folder)."""
     import shutil
 
-    import recpress_utils.runs as runs
     from recpress_utils.runs import ModelSpec, train_run
     from recpress_utils.train import TrainConfig
 
-    config = load_config(REPO_ROOT / "config" / "tiny.yaml", {
-        "results_dir": str(tmp_path), "kd": {"methods": {"rd_gru": {"method": "ranking", "teacher": "gru4rec"}}}})
+    config = load_config(REPO_ROOT / "config" / "tiny.yaml",
+                         {"results_dir": str(tmp_path), "kd": {"methods": methods}, **overrides})
     out = tmp_path / "synthetic"
     shutil.copytree(tiny_prepared, out / "prepared")
     train_run(ModelSpec.from_config("gru4rec"), out / "prepared", out / "runs" / "gru4rec_s42",
               TrainConfig(epochs=1, batch_size=128, device="cpu"), seed=42, threads=1, progress=False)
+    return config, out
+
+
+def test_a_kd_method_sweep_scores_on_validation_against_the_profiles_teacher(tiny_prepared, tmp_path, monkeypatch):
+    """RD's weight swept on the tiny profile: the teacher is the profile's trained GRU4Rec run of
+    the seed; the student is fitted per point and scored on validation; test is never read."""
+    import recpress_utils.runs as runs
+
+    config, _ = profile_with_a_gru4rec_teacher(tiny_prepared, tmp_path,
+                                               {"rd_gru": {"method": "ranking", "teacher": "gru4rec"}})
     read = []
     original = runs.load_sessions
     monkeypatch.setattr(runs, "load_sessions", lambda d, split: read.append(split) or original(d, split))
@@ -78,16 +87,11 @@ def test_a_kd_temperature_sweep_runs_the_teacher_over_the_training_prefixes_once
     import shutil
 
     import recpress_utils.runs as runs
-    from recpress_utils.runs import ModelSpec, train_run
     from recpress_utils.train import TrainConfig
 
-    config = load_config(REPO_ROOT / "config" / "tiny.yaml", {
-        "results_dir": str(tmp_path), "distill": {"top_k": 5},
-        "kd": {"methods": {"soft_gru": {"method": "soft_labels", "teacher": "gru4rec"}}}})
-    out = tmp_path / "synthetic"
-    shutil.copytree(tiny_prepared, out / "prepared")
-    train_run(ModelSpec.from_config("gru4rec"), out / "prepared", out / "runs" / "gru4rec_s42",
-              TrainConfig(epochs=1, batch_size=128, device="cpu"), seed=42, threads=1, progress=False)
+    config, out = profile_with_a_gru4rec_teacher(tiny_prepared, tmp_path,
+                                                 {"soft_gru": {"method": "soft_labels", "teacher": "gru4rec"}},
+                                                 distill={"top_k": 5})
     built, in_run = [], []
     monkeypatch.setattr(sweep_mod, "teacher_cache_run",
                         lambda *a, **k: built.append(a[6:8]) or runs.teacher_cache_run(*a, **k))
@@ -146,15 +150,9 @@ def test_a_kd_sweep_point_at_the_profiles_settings_reads_the_pipelines_run_inste
     import shutil
 
     import recpress_utils.runs as runs
-    from recpress_utils.runs import ModelSpec, train_run
-    from recpress_utils.train import TrainConfig
 
-    config = load_config(REPO_ROOT / "config" / "tiny.yaml", {
-        "results_dir": str(tmp_path), "kd": {"methods": {"rd_gru": {"method": "ranking", "teacher": "gru4rec"}}}})
-    out = tmp_path / "synthetic"
-    shutil.copytree(tiny_prepared, out / "prepared")
-    train_run(ModelSpec.from_config("gru4rec"), out / "prepared", out / "runs" / "gru4rec_s42",
-              TrainConfig(epochs=1, batch_size=128, device="cpu"), seed=42, threads=1, progress=False)
+    config, out = profile_with_a_gru4rec_teacher(tiny_prepared, tmp_path,
+                                                 {"rd_gru": {"method": "ranking", "teacher": "gru4rec"}})
     jobs = []
     original = runs.kd_fit
     monkeypatch.setattr(runs, "kd_fit", lambda p, job, *a, **k: jobs.append(job) or original(p, job, *a, **k))
