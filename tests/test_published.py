@@ -55,6 +55,18 @@ def test_two_published_rows_of_one_model_fill_its_two_metrics(monkeypatch):
     assert "paper A" in row["source"] and "paper B" in row["source"]
 
 
+def test_two_papers_rows_of_a_model_we_did_not_run_are_listed_once_each(monkeypatch):
+    """ML-1M lists BERT4Rec from two papers: before our BERT4Rec ran, each row was printed twice."""
+    rows = [{"model": "BERT4Rec", "ours": "bert4rec", "NDCG@10": 0.1537, "source": "paper A"},
+            {"model": "BERT4Rec", "NDCG@10": 0.1516, "source": "paper B"},
+            {"model": "SASRec+", "ours": "sasrec", "NDCG@10": 0.1821, "source": "paper C"}]
+    monkeypatch.setattr(published, "published", lambda dataset: rows)
+    runs = _runs("sasrec", "SASRec (full CE)", **{"HR@10": [0.30, 0.31, 0.32], "NDCG@10": [0.17, 0.18, 0.19]})
+    table = published.beside_published(runs, "ml-1m", ("NDCG@10",))
+    assert list(table.index) == ["SASRec (full CE)", "BERT4Rec (not run here)", "BERT4Rec (not run here)"]
+    assert list(table["source"]) == ["paper C", "paper A", "paper B"]
+
+
 def test_ml1m_bars_are_the_anchors():
     """The ML-1M rows our models are judged against: SASRec+ and BERT4Rec of Klenitskiy & Vasilev."""
     mine = {r["ours"]: r for r in published.published("ml-1m") if "ours" in r}

@@ -116,10 +116,12 @@ def beside_published(runs: pd.DataFrame, dataset: str, metrics: tuple[str, ...],
         rows.append({"model": f"{ref['model']} (not run here)", "seeds": 0,
                      **{f"{m} published": ref.get(m, float("nan")) * scale for m in metrics},
                      "published as": ref["model"], "source": ref["source"]})
-    table = pd.DataFrame(rows).set_index("model")
-    # one ranking of ours and the published models, so a reader sees where each of ours lands
+    table = pd.DataFrame(rows)
+    # one ranking of ours and the published models, so a reader sees where each of ours lands;
+    # by position, as two papers' rows of a model we did not run share one name
     level = table[f"{metrics[0]} ours"].fillna(table[f"{metrics[0]} published"])
-    return table.loc[level.sort_values(ascending=False, na_position="last").index].round(2)
+    order = level.sort_values(ascending=False, na_position="last", kind="stable").index
+    return table.loc[order].set_index("model").round(2)
 
 
 def protocol_check(runs: pd.DataFrame, dataset: str) -> pd.DataFrame:
