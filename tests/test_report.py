@@ -743,3 +743,61 @@ def test_extend_digest_merges_the_toolkit_runs_of_several_sittings(tmp_path):
     assert teacher_reference(merged.runs, "mixed_attention-n2v", "NDCG@10", config, merged.kd)[0] == pytest.approx(0.35)
     kept = load_digest(digest).provenance["kept"]
     assert [s["runs"] for s in kept] == [["kd/e16/control_s42", "kd/e16/soft_s42"]]
+
+
+def test_the_longer_budgets_runs_are_written_apart_with_the_cap_they_recorded(tmp_path):
+    """kd_longer.csv comes from a results folder of its own (kd.train.epochs raised): the toolkit's
+    table of its runs plus the cap and patience each run recorded; a folder without runs is named."""
+    from recpress_utils.report.digest import KD_LONGER_FILE, main
+
+    results, out = tmp_path / "longer", tmp_path / "digest"
+    out.mkdir()
+    for method in ("control", "soft"):
+        for seed in (42, 43):
+            _write_kd(results, "e16", method, seed, 0.25)
+            path = results / "kd" / "e16" / f"{method}_s{seed}" / "metrics.json"
+            path.write_text(json.dumps({**json.loads(path.read_text()),
+                                        "train_config": {"epochs": 40, "patience": 3, "lr": 0.003}}))
+    main(["--results", str(results), "--out", str(out), "--kd-longer"])
+    table = pd.read_csv(out / KD_LONGER_FILE)
+    assert sorted(zip(table["method"], table["seed"])) == [("control", 42), ("control", 43), ("soft", 42), ("soft", 43)]
+    assert set(table["epochs_cap"]) == {40} and set(table["patience"]) == {3}
+    assert [p.name for p in out.iterdir()] == [KD_LONGER_FILE]  # nothing else of the digest is touched
+    with pytest.raises(FileNotFoundError, match="no toolkit runs"):
+        main(["--results", str(tmp_path / "empty"), "--out", str(out), "--kd-longer"])
+
+
+def test_an_update_names_what_it_leaves_computed_from_the_earlier_runs(tmp_path):
+    """Replacing a teacher's runs keeps the toolkit runs that learnt from it and the relatedness
+    check that scored it: the update records them, and the page's note names them; an update of a
+    model nothing was computed from records nothing."""
+    from recpress_utils.report.digest import build_digest, load_digest, update_digest
+    from recpress_utils.report.provenance import stale_note
+
+    config = {"dataset": "x", "paper": True, "seeds": list(SEEDS), "paper_seeds": [42], "train": {},
+              "models": {"sasrec": {}, "baseline": {}},
+              "kd": {"teacher_seed": 42, "sizes": {"e16": {"emb_dim": 16}}, "methods": {"soft": {"method": "soft_labels"}}}}
+    old, new, digest = tmp_path / "old", tmp_path / "new", tmp_path / "digest"
+    for results in (old, new):
+        (results / "prepared").mkdir(parents=True)
+        (results / "prepared" / "stats.json").write_text("{}")
+    for group in ("mixed_attention-n2v", "sasrec", "baseline"):
+        write_run(old, group, 42, level(0.3))
+    for method in ("control", "soft"):
+        _write_kd(old, "e16", method, 42, 0.2)
+    (old / "claims").mkdir()
+    (old / "claims" / "relatedness.json").write_text(json.dumps({"runs": {"mixed_attention-n2v_s42": {}, "sasrec_s42": {}}}))
+    build_digest(old, digest, config)
+    write_run(new, "mixed_attention-n2v", 42, level(0.35))
+    write_run(new, "baseline", 42, level(0.35))
+    update_digest(new, digest, config, ["mixed_attention-n2v"])
+    update_digest(new, digest, config, ["baseline"])
+    record = load_digest(digest).provenance
+    assert [u.get("stale") for u in record["updates"]] == [
+        {"relatedness": ["mixed_attention-n2v_s42"], "kd": ["e16/soft"]}, None]
+    assert stale_note(record, "kd") == (
+        "Not rerun: the toolkit runs e16/soft learnt from the earlier runs of mixed_attention-n2v, retrained since "
+        "in a digest update whose runs the leaderboard shows.")
+    assert "relatedness check (C6) scored the earlier runs of mixed_attention-n2v (mixed_attention-n2v_s42)" in \
+        stale_note(record, "relatedness")
+    assert stale_note(load_digest(digest).provenance | {"updates": record["updates"][1:]}, "kd") is None

@@ -251,3 +251,28 @@ def test_the_page_says_what_a_seed_varies_and_divides_by_the_teacher_it_used() -
 
     assert budget_note({"kd": {}}) is None and budget_note({}) is None
     assert "kd.train: epochs 10" in budget_note({"kd": {"train": {"epochs": 10}}})
+
+
+def test_longer_training_puts_each_budgets_verdict_beside_the_other() -> None:
+    """A method that helps at the toolkit's budget only because the control was still learning: trained
+    longer, the control catches up and the verdict turns to no effect, while a method that makes a
+    better student keeps its verdict; the rows name the cap the runs recorded and their best epochs."""
+    from recpress_utils.report.kd import longer_training, verdict_changes
+
+    budget = kd_frame({"fast": (0.010, 0.012, 0.011), "better": (0.020, 0.021, 0.019)}).assign(best_epoch=10)
+    longer = kd_frame({"fast": (0.001, -0.002, 0.0005), "better": (0.015, 0.016, 0.014)},
+                      control=(0.34, 0.35, 0.345)).assign(best_epoch=[22, 25, 19] * 3, epochs_cap=40, patience=3)
+    table = longer_training(budget, longer, "MRR@20", budget_epochs=10)
+    assert [(m, t[:2]) for m, t in zip(table["method"], table["training"])] == [
+        ("no KD (control)", "10"), ("no KD (control)", "up"), ("better", "10"), ("better", "up"),
+        ("fast", "10"), ("fast", "up")]
+    rows = table.set_index(["method", "training"])
+    longer_label = "up to 40 epochs, early-stopped (patience 3)"
+    assert rows.loc[("fast", "10 epochs (kd.train)"), "verdict"] == "helps"
+    assert rows.loc[("fast", longer_label), "verdict"] == "no effect"
+    assert rows.loc[("better", longer_label), "verdict"] == "helps"
+    assert rows.loc[("no KD (control)", longer_label), "best epoch per seed"] == "22, 25, 19"
+    assert rows.loc[("no KD (control)", longer_label), "metric [95 % CI]"].startswith("0.3450 [")
+    assert verdict_changes(table) == "the longer budget changes the verdict of fast at e64: helps -> no effect"
+    same = longer_training(budget, budget.assign(epochs_cap=10, patience=3), "MRR@20", budget_epochs=10)
+    assert verdict_changes(same) == "the longer budget changes no verdict"

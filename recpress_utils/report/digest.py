@@ -15,6 +15,9 @@ notebooks). The report needs a few kilobytes of them, and a reviewer wants to di
   against its full distribution (:mod:`recpress_utils.distill.cache_bench`), one row per way;
 * ``kd_cost.csv`` (optional, made by hand): seconds per training step of each toolkit method
   against the control, timed in one process (:mod:`recpress_utils.distill.cost_bench`);
+* ``kd_longer.csv`` (optional, made by hand): some toolkit runs trained again under a longer,
+  early-stopped budget (``kd.train.epochs`` raised, in a results folder of its own: ``--kd-longer``),
+  to check that a verdict at the toolkit's budget is not only speed of learning;
 * ``data.json``: the prepared data's and the knowledge graph's statistics (cold targets included);
 * ``stages.csv``: wall time and peak memory of every Snakemake job (its ``benchmark:`` file; a
   job resumed after a kill counts the training seconds of all its attempts);
@@ -71,6 +74,9 @@ TEACHER_CACHE_FILE = "teacher_cache.csv"
 #: The toolkit methods' step cost against the control (:mod:`recpress_utils.distill.cost_bench`):
 #: timed by hand on a machine left alone, so a digest has it only where it was run.
 KD_COST_FILE = "kd_cost.csv"
+#: The toolkit's runs of a few methods under a longer budget than ``kd.train``'s (:func:`kd_longer_table`):
+#: hours of training beyond the pipeline's, so a digest has it only where it was run.
+KD_LONGER_FILE = "kd_longer.csv"
 
 
 def digest_files(paper: bool, kd: bool = False) -> list[str]:
@@ -94,6 +100,7 @@ class Digest:
     kd_latency: dict[str, Any] | None = None  # one student per size timed (kd_latency.json)
     teacher_cache: pd.DataFrame | None = None  # cached top-K vs full-vocabulary KD (teacher_cache.csv)
     kd_cost: pd.DataFrame | None = None  # each toolkit method's step cost against the control (kd_cost.csv)
+    kd_longer: pd.DataFrame | None = None  # some toolkit runs again under a longer budget (kd_longer.csv)
 
     @property
     def config(self) -> dict[str, Any]:
@@ -149,6 +156,20 @@ def _kd_table(results: Path) -> pd.DataFrame:
     table = pd.DataFrame(rows, columns=columns + ["best_epoch", "last_epoch", "train_seconds", "seconds_per_epoch",
                                                   "n_parameters", "method_parameters", "settings"])
     return table.sort_values(["size", "method", "seed"], kind="stable").round(DECIMALS)
+
+
+def kd_longer_table(results: str | Path) -> pd.DataFrame:
+    """``kd_longer.csv``: :func:`_kd_table` of a results folder whose profile raised ``kd.train.epochs``
+    (the toolkit's runs of some methods trained again, early-stopped on validation as every run is),
+    with each run's ``epochs_cap`` and ``patience`` as it recorded them, so the page can say what the
+    longer budget was without trusting a config."""
+    results = repo_path(results)
+    table = _kd_table(results)
+    if table.empty:
+        raise FileNotFoundError(f"no toolkit runs (kd/<size>/<method>_s<seed>/metrics.json) under {results}")
+    recorded = [read_json(results / "kd" / size / f"{method}_s{seed}" / "metrics.json")["train_config"]
+                for size, method, seed in table[["size", "method", "seed"]].itertuples(index=False)]
+    return table.assign(epochs_cap=[r["epochs"] for r in recorded], patience=[r["patience"] for r in recorded])
 
 
 def stages(results: Path) -> pd.DataFrame:
@@ -334,9 +355,27 @@ def update_digest(results_dir: str | Path, digest_dir: str | Path, config: Mappi
     _write_tables(out, merged, DECIMALS)
     now = provenance(new_config, results)
     update = {"groups": list(groups), **{k: now[k] for k in ("git_commit", "cpu", "cpu_count", "packages")}}
+    if stale := _computed_from(committed, groups):
+        update["stale"] = stale
     write_json({**committed.provenance, "config": new_config,
                 "updates": [*committed.provenance.get("updates", []), update]}, out / "provenance.json")
     return out
+
+
+def _computed_from(committed: Digest, groups: list[str]) -> dict[str, list[str]]:
+    """What an update keeps that was computed from the earlier weights of the runs it replaces:
+    the relatedness check's runs of ``groups`` and the toolkit runs (``size/method``) that learnt
+    from them. The page says so beside those numbers (:func:`recpress_utils.report.provenance.stale_note`).
+    Latency is not listed: it times the architecture, which the update keeps (checked by size)."""
+    stale: dict[str, list[str]] = {}
+    if related := sorted(run for run in (committed.relatedness or {}).get("runs", {})
+                         if run.rsplit("_s", 1)[0] in groups):
+        stale["relatedness"] = related
+    if committed.kd is not None:
+        taught = committed.kd[[bool(set(str(t).split("+")) & set(groups)) for t in committed.kd["teachers"].fillna("")]]
+        if len(taught):
+            stale["kd"] = sorted({f"{size}/{method}" for size, method in zip(taught["size"], taught["method"])})
+    return stale
 
 
 def extend_digest(results_dir: str | Path, digest_dir: str | Path, config: Mapping[str, Any]) -> Path:
@@ -464,7 +503,8 @@ def load_digest(digest_dir: str | Path) -> Digest:
                   provenance=read_json(path / "provenance.json"),
                   kd=_read_table(path / KD_FILE),
                   kd_latency=_read_optional(path / KD_LATENCY),
-                  teacher_cache=_read_table(path / TEACHER_CACHE_FILE), kd_cost=_read_table(path / KD_COST_FILE))
+                  teacher_cache=_read_table(path / TEACHER_CACHE_FILE), kd_cost=_read_table(path / KD_COST_FILE),
+                  kd_longer=_read_table(path / KD_LONGER_FILE))
 
 
 def _read_table(path: Path) -> pd.DataFrame | None:
@@ -593,6 +633,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--extend", action="store_true",
                         help="add the runs of --results to the digest at --out, keeping the committed runs it "
                              "lacks (extend_digest); --config names the profile, e.g. config/yoochoose1_64.yaml")
+    parser.add_argument("--kd-longer", action="store_true",
+                        help="write only <out>/kd_longer.csv from the toolkit runs of --results, a results folder "
+                             "whose profile raised kd.train.epochs (kd_longer_table)")
     parser.add_argument("--tolerance", type=float, default=TOLERANCE)
     args = parser.parse_args(argv)
     if args.compare:
@@ -601,6 +644,9 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(1 if problems else 0)
     if not (args.results and args.out):
         parser.error("--results and --out are required to build a digest")
+    if args.kd_longer:
+        _write_tables(repo_path(args.out), {KD_LONGER_FILE: kd_longer_table(args.results)})
+        return
     if args.update or args.extend:
         from recpress_utils.config import load_config
 

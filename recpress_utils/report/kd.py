@@ -123,6 +123,54 @@ def method_table(kd: pd.DataFrame, metric: str, teacher_mean: float | None = Non
     return pd.DataFrame(rows, columns=list(COLUMNS))
 
 
+def longer_training(kd: pd.DataFrame, longer: pd.DataFrame, metric: str, budget_epochs: int) -> pd.DataFrame:
+    """Each (size, method) of ``longer`` (``kd_longer.csv``: runs trained again up to ``epochs_cap``
+    epochs, early-stopped) beside its runs at the toolkit's budget (``kd``, ``budget_epochs`` each):
+    per budget the metric [CI], the paired difference to that budget's control and its verdict, and
+    the epoch each seed's kept model is from. A control still improving at the budget makes a
+    method that only learns faster look like one that helps; here the two verdicts sit side by side."""
+    rows = []
+    for size in dict.fromkeys(longer["size"]):
+        methods = [KD_CONTROL, *sorted(set(longer.loc[longer["size"] == size, "method"]) - {KD_CONTROL})]
+        for method in methods:
+            budgets = ((f"{budget_epochs} epochs (kd.train)", kd), (_longer_label(longer, size, method), longer))
+            for label, table in budgets:
+                runs = table[(table["size"] == size) & (table["method"] == method)].sort_values("seed")
+                if runs.empty:
+                    continue
+                ci = mean_ci(runs[metric])
+                diffs = _paired(table, size, method, metric) if method != KD_CONTROL else np.array([])
+                rows.append({
+                    "size": size, "method": "no KD (control)" if method == KD_CONTROL else method, "training": label,
+                    "n": len(runs), "metric [95 % CI]": ci_text(ci, ".4f") if len(runs) > 1 else f"{ci[0]:.4f}",
+                    "vs no-KD control [paired CI]": "" if method == KD_CONTROL else (
+                        ci_text(mean_ci(diffs)) if len(diffs) > 1 else f"{diffs.mean():+.4f}" if len(diffs) else ""),
+                    "verdict": "reference" if method == KD_CONTROL else verdict(diffs),
+                    "best epoch per seed": ", ".join(f"{e:.0f}" for e in runs["best_epoch"]),
+                })
+    return pd.DataFrame(rows)
+
+
+def verdict_changes(table: pd.DataFrame) -> str:
+    """The line under :func:`longer_training`'s table: the methods whose verdict the longer budget
+    changes (``soft at e16: helps -> no effect``), or that it changes none."""
+    changed = []
+    for (size, method), rows in table[table["verdict"] != "reference"].groupby(["size", "method"], sort=False):
+        first, *rest = rows["verdict"].tolist()
+        if rest and rest[-1] != first:
+            changed.append(f"{method} at {size}: {first} -> {rest[-1]}")
+    return ("the longer budget changes the verdict of " + "; ".join(changed) if changed
+            else "the longer budget changes no verdict")
+
+
+def _longer_label(longer: pd.DataFrame, size: str, method: str) -> str:
+    """What the longer budget of a (size, method) was, as its runs recorded it."""
+    runs = longer[(longer["size"] == size) & (longer["method"] == method)]
+    caps, patience = sorted(set(runs["epochs_cap"])), sorted(set(runs["patience"]))
+    return (f"up to {'/'.join(f'{c:.0f}' for c in caps)} epochs, early-stopped "
+            f"(patience {'/'.join(f'{p:.0f}' for p in patience)})")
+
+
 def cost_source(kd: pd.DataFrame, cost: pd.DataFrame | None) -> str:
     """Where the method table's *x control time* comes from, per size: the step-cost benchmark
     (how many steps, rounds, threads) or the runs' wall-clock training seconds, which on a machine

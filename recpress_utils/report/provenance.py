@@ -60,3 +60,19 @@ def provenance(config: str | Path | Mapping[str, Any], results_dir: str | Path) 
         "seeds": seeds,
         "config": cfg,
     }
+
+
+#: Each part of a digest that an update can leave behind, as :func:`stale_note` says it.
+_STALE_PARTS = {"kd": "the toolkit runs {items} learnt from the earlier runs of {groups}",
+                "relatedness": "the relatedness check (C6) scored the earlier runs of {groups} ({items})"}
+
+
+def stale_note(record: Mapping[str, Any], part: str) -> str | None:
+    """The page's warning where a digest update (:func:`recpress_utils.report.digest.update_digest`)
+    retrained models after ``part`` (``kd``, ``relatedness``) was computed from their earlier
+    weights, which it keeps: which numbers, and which models' earlier runs they describe. None
+    when no update left ``part`` behind. ``record`` is the digest's ``provenance.json``."""
+    notes = [_STALE_PARTS[part].format(items=", ".join(items), groups=", ".join(update["groups"]))
+             for update in record.get("updates", []) if (items := update.get("stale", {}).get(part))]
+    return ("Not rerun: " + "; ".join(notes) + ", retrained since in a digest update whose runs the "
+            "leaderboard shows.") if notes else None
