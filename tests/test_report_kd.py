@@ -262,6 +262,7 @@ def test_longer_training_puts_each_budgets_verdict_beside_the_other() -> None:
     budget = kd_frame({"fast": (0.010, 0.012, 0.011), "better": (0.020, 0.021, 0.019)}).assign(best_epoch=10)
     longer = kd_frame({"fast": (0.001, -0.002, 0.0005), "better": (0.015, 0.016, 0.014)},
                       control=(0.34, 0.35, 0.345)).assign(best_epoch=[22, 25, 19] * 3, epochs_cap=40, patience=3)
+    longer["teacher:MRR@20"] = [None] * 3 + [0.41] * 6  # the control learns from no teacher
     table = longer_training(budget, longer, "MRR@20", budget_epochs=10)
     assert [(m, t[:2]) for m, t in zip(table["method"], table["training"])] == [
         ("no KD (control)", "10"), ("no KD (control)", "up"), ("better", "10"), ("better", "up"),
@@ -273,6 +274,9 @@ def test_longer_training_puts_each_budgets_verdict_beside_the_other() -> None:
     assert rows.loc[("better", longer_label), "verdict"] == "helps"
     assert rows.loc[("no KD (control)", longer_label), "best epoch per seed"] == "22, 25, 19"
     assert rows.loc[("no KD (control)", longer_label), "metric [95 % CI]"].startswith("0.3450 [")
+    assert rows.loc[("fast", longer_label), "teacher, as recorded"] == "0.4100"
+    assert rows.loc[("fast", "10 epochs (kd.train)"), "teacher, as recorded"] == ""  # none recorded
+    assert rows.loc[("no KD (control)", longer_label), "teacher, as recorded"] == ""
     assert verdict_changes(table) == "the longer budget changes the verdict of fast at e64: helps -> no effect"
     same = longer_training(budget, budget.assign(epochs_cap=10, patience=3), "MRR@20", budget_epochs=10)
     assert verdict_changes(same) == "the longer budget changes no verdict"

@@ -126,8 +126,8 @@ def method_table(kd: pd.DataFrame, metric: str, teacher_mean: float | None = Non
 def longer_training(kd: pd.DataFrame, longer: pd.DataFrame, metric: str, budget_epochs: int) -> pd.DataFrame:
     """Each (size, method) of ``longer`` (``kd_longer.csv``: runs trained again up to ``epochs_cap``
     epochs, early-stopped) beside its runs at the toolkit's budget (``kd``, ``budget_epochs`` each):
-    per budget the metric [CI], the paired difference to that budget's control and its verdict, and
-    the epoch each seed's kept model is from. A control still improving at the budget makes a
+    per budget the metric [CI], the paired difference to that budget's control and its verdict, the
+    epoch each seed's kept model is from, and the teacher's metric as the runs recorded it. A control still improving at the budget makes a
     method that only learns faster look like one that helps; here the two verdicts sit side by side."""
     rows = []
     for size in dict.fromkeys(longer["size"]):
@@ -147,6 +147,9 @@ def longer_training(kd: pd.DataFrame, longer: pd.DataFrame, metric: str, budget_
                         ci_text(mean_ci(diffs)) if len(diffs) > 1 else f"{diffs.mean():+.4f}" if len(diffs) else ""),
                     "verdict": "reference" if method == KD_CONTROL else verdict(diffs),
                     "best epoch per seed": ", ".join(f"{e:.0f}" for e in runs["best_epoch"]),
+                    # the teacher as these runs recorded it: a teacher retrained between the budgets shows here
+                    "teacher, as recorded": f"{taught.mean():.4f}" if len(taught := runs.get(
+                        TEACHER_PREFIX + metric, pd.Series(dtype=float)).dropna()) else "",
                 })
     return pd.DataFrame(rows)
 
