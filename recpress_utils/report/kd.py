@@ -87,6 +87,22 @@ def verdict(diffs: np.ndarray) -> str:
     return "helps" if low > 0 else "hurts" if high < 0 else "no effect"
 
 
+def _against_control(table: pd.DataFrame, size: str, method: str, metric: str) -> dict[str, object]:
+    """The columns every method table shares, for one (size, method) of ``table``: its label, the
+    number of seeds, the metric's mean [CI], the paired difference to the same table's control and
+    the verdict on it (the control itself: *reference*)."""
+    runs = table[(table["size"] == size) & (table["method"] == method)]
+    ci = mean_ci(runs[metric])
+    diffs = _paired(table, size, method, metric) if method != KD_CONTROL else np.array([])
+    return {
+        "method": "no KD (control)" if method == KD_CONTROL else method,
+        "n": len(runs), "metric [95 % CI]": ci_text(ci, ".4f") if len(runs) > 1 else f"{ci[0]:.4f}",
+        "vs no-KD control [paired CI]": "" if method == KD_CONTROL else (
+            ci_text(mean_ci(diffs)) if len(diffs) > 1 else f"{diffs.mean():+.4f}" if len(diffs) else ""),
+        "verdict": "reference" if method == KD_CONTROL else verdict(diffs),
+    }
+
+
 def method_table(kd: pd.DataFrame, metric: str, teacher_mean: float | None = None,
                  cost: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per (size, method), the control first within a size: the metric's mean [CI] over
@@ -104,18 +120,11 @@ def method_table(kd: pd.DataFrame, metric: str, teacher_mean: float | None = Non
             runs = at[at["method"] == method]
             if runs.empty:
                 continue
-            ci = mean_ci(runs[metric])
-            diffs = _paired(kd, size, method, metric) if method != KD_CONTROL else np.array([])
             seconds = runs["train_seconds"].mean()
             rows.append({
-                "size": size, "method": "no KD (control)" if method == KD_CONTROL else method,
+                "size": size, **_against_control(kd, size, method, metric),
                 "teachers": runs["teachers"].iloc[0] if isinstance(runs["teachers"].iloc[0], str) else "",
-                "n": len(runs),
-                "metric [95 % CI]": ci_text(ci, ".4f") if len(runs) > 1 else f"{ci[0]:.4f}",
-                "% of teacher": f"{100 * ci[0] / teacher_mean:.1f}" if teacher_mean else "",
-                "vs no-KD control [paired CI]": "" if method == KD_CONTROL else (
-                    ci_text(mean_ci(diffs)) if len(diffs) > 1 else f"{diffs.mean():+.4f}" if len(diffs) else ""),
-                "verdict": "reference" if method == KD_CONTROL else verdict(diffs),
+                "% of teacher": f"{100 * runs[metric].mean() / teacher_mean:.1f}" if teacher_mean else "",
                 "training s": f"{seconds:.0f}",
                 "x control time": (f"{timed[method]:.2f}" if method in timed else "") if timed else
                                   f"{seconds / control_seconds:.2f}" if control_seconds else "",
@@ -127,8 +136,9 @@ def longer_training(kd: pd.DataFrame, longer: pd.DataFrame, metric: str, budget_
     """Each (size, method) of ``longer`` (``kd_longer.csv``: runs trained again up to ``epochs_cap``
     epochs, early-stopped) beside its runs at the toolkit's budget (``kd``, ``budget_epochs`` each):
     per budget the metric [CI], the paired difference to that budget's control and its verdict, the
-    epoch each seed's kept model is from, and the teacher's metric as the runs recorded it. A control still improving at the budget makes a
-    method that only learns faster look like one that helps; here the two verdicts sit side by side."""
+    epoch each seed's kept model is from, and the teacher's metric as the runs recorded it. A control
+    still improving at the budget makes a method that only learns faster look like one that helps;
+    here the two verdicts sit side by side."""
     rows = []
     for size in dict.fromkeys(longer["size"]):
         methods = [KD_CONTROL, *sorted(set(longer.loc[longer["size"] == size, "method"]) - {KD_CONTROL})]
@@ -138,14 +148,9 @@ def longer_training(kd: pd.DataFrame, longer: pd.DataFrame, metric: str, budget_
                 runs = table[(table["size"] == size) & (table["method"] == method)].sort_values("seed")
                 if runs.empty:
                     continue
-                ci = mean_ci(runs[metric])
-                diffs = _paired(table, size, method, metric) if method != KD_CONTROL else np.array([])
+                shared = _against_control(table, size, method, metric)
                 rows.append({
-                    "size": size, "method": "no KD (control)" if method == KD_CONTROL else method, "training": label,
-                    "n": len(runs), "metric [95 % CI]": ci_text(ci, ".4f") if len(runs) > 1 else f"{ci[0]:.4f}",
-                    "vs no-KD control [paired CI]": "" if method == KD_CONTROL else (
-                        ci_text(mean_ci(diffs)) if len(diffs) > 1 else f"{diffs.mean():+.4f}" if len(diffs) else ""),
-                    "verdict": "reference" if method == KD_CONTROL else verdict(diffs),
+                    "size": size, "method": shared.pop("method"), "training": label, **shared,
                     "best epoch per seed": ", ".join(f"{e:.0f}" for e in runs["best_epoch"]),
                     # the teacher as these runs recorded it: a teacher retrained between the budgets shows here
                     "teacher, as recorded": f"{taught.mean():.4f}" if len(taught := runs.get(
