@@ -801,3 +801,52 @@ def test_an_update_names_what_it_leaves_computed_from_the_earlier_runs(tmp_path)
     assert "relatedness check (C6) scored the earlier runs of mixed_attention-n2v (mixed_attention-n2v_s42)" in \
         stale_note(record, "relatedness")
     assert stale_note(load_digest(digest).provenance | {"updates": record["updates"][1:]}, "kd") is None
+
+
+def test_an_update_makes_again_what_an_earlier_one_left_behind(tmp_path):
+    """Retraining the teacher leaves the toolkit runs it taught and its relatedness entry behind; a
+    later update of the teacher with the toolkit group (``e16/soft``) and a fresh relatedness check
+    replaces those rows and entries, records them as made again, and the page's notes go. A toolkit
+    group without fresh runs, or a check of other seed items, is refused."""
+    from recpress_utils.report.digest import build_digest, load_digest, update_digest
+    from recpress_utils.report.provenance import stale_note
+
+    config = {"dataset": "x", "paper": True, "seeds": [42], "paper_seeds": [42], "train": {}, "models": {},
+              "kd": {"teacher_seed": 42, "sizes": {"e16": {"emb_dim": 16}},
+                     "methods": {"soft": {"method": "soft_labels"}, "rd": {"method": "ranking"}}}}
+    old, new, digest = tmp_path / "old", tmp_path / "new", tmp_path / "digest"
+    for results in (old, new):
+        (results / "prepared").mkdir(parents=True)
+        (results / "prepared" / "stats.json").write_text("{}")
+        (results / "claims").mkdir()
+    write_run(old, "mixed_attention-n2v", 42, level(0.3))
+    for method in ("control", "soft", "rd"):
+        _write_kd(old, "e16", method, 42, 0.2)
+    checked = {"k": 10, "n_seed_items": 50}
+    (old / "claims" / "relatedness.json").write_text(json.dumps({**checked, "runs": {"mixed_attention-n2v_s42": {"x": 1}}}))
+    build_digest(old, digest, config)
+    write_run(new, "mixed_attention-n2v", 42, level(0.35))
+    update_digest(new, digest, config, ["mixed_attention-n2v"])
+    assert stale_note(load_digest(digest).provenance, "kd") and stale_note(load_digest(digest).provenance, "relatedness")
+
+    with pytest.raises(FileNotFoundError, match="e16/soft"):
+        update_digest(new, digest, config, ["mixed_attention-n2v", "e16/soft"])
+    _write_kd(new, "e16", "soft", 42, 0.25)
+    (new / "claims" / "relatedness.json").write_text(json.dumps({"k": 20, "n_seed_items": 50, "runs": {}}))
+    with pytest.raises(ValueError, match="other seed items"):
+        update_digest(new, digest, config, ["mixed_attention-n2v", "e16/soft"])
+    (new / "claims" / "relatedness.json").write_text(json.dumps({**checked, "runs": {"mixed_attention-n2v_s42": {"x": 2}}}))
+    update_digest(new, digest, config, ["mixed_attention-n2v", "e16/soft"])
+
+    after = load_digest(digest)
+    by_method = after.kd.set_index("method")["MRR"]
+    assert by_method["soft"] == pytest.approx(level(0.25)["MRR"]) and by_method["rd"] == pytest.approx(level(0.2)["MRR"])
+    assert after.relatedness == {**checked, "runs": {"mixed_attention-n2v_s42": {"x": 2}}}
+    latest = after.provenance["updates"][-1]
+    assert latest["groups"] == ["mixed_attention-n2v", "e16/soft"]
+    assert latest["refreshed"] == {"kd": ["e16/soft"], "relatedness": ["mixed_attention-n2v_s42"]}
+    assert latest["stale"] == {"kd": ["e16/rd"]}  # taught by the teacher, not made again
+    assert stale_note(after.provenance, "relatedness") is None
+    assert stale_note(after.provenance, "kd") == (
+        "Not rerun: the toolkit runs e16/rd learnt from the earlier runs of mixed_attention-n2v, retrained since "
+        "in a digest update whose runs the leaderboard shows.")  # named once, by the latest update

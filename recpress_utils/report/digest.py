@@ -258,9 +258,10 @@ def _config_conflicts(old: Mapping[str, Any], new: Mapping[str, Any], kept: list
 
 
 def _job_group(job: str) -> str:
-    """The run group a training job trains (``04_train_model_sasrec_s42`` -> ``sasrec``); "" else."""
+    """The group a training job trains: a run group (``04_train_model_sasrec_s42`` -> ``sasrec``) or
+    a toolkit group (``09_kd_e16_multi_s42`` -> ``e16/multi``); "" for other jobs."""
     run = _run_of_job(job)
-    return run.removeprefix("runs/").rsplit("_s", 1)[0] if run.startswith("runs/") else ""
+    return run.split("/", 1)[1].rsplit("_s", 1)[0] if run else ""
 
 
 def _data_stats(results: Path) -> dict[str, Any]:
@@ -306,7 +307,8 @@ def build_digest(results_dir: str | Path, out_dir: str | Path, config: Mapping[s
 
 def update_digest(results_dir: str | Path, digest_dir: str | Path, config: Mapping[str, Any],
                   groups: list[str]) -> Path:
-    """Replace the rows of the run groups ``groups`` (``bert4rec``, ``student-T1``) in a committed
+    """Replace the rows of the run groups ``groups`` (``bert4rec``, ``student-T1``) and of the
+    toolkit groups among them (``e16/multi``: a size and a method of ``kd.csv``) in a committed
     digest with a fresh run of them, keeping every other row as committed.
 
     For a profile too long to rerun whole when one model's settings change (chosen again on
@@ -318,9 +320,17 @@ def update_digest(results_dir: str | Path, digest_dir: str | Path, config: Mappi
     only), which must still make the kept runs: the same data sections and, for each kept model,
     the same resolved spec and training settings (:func:`_config_conflicts`), so that the page
     never prints a setting no run used.
+
+    A relatedness entry (C6) of ``results_dir`` for a run of ``groups`` replaces the committed one.
+    What the update keeps that was computed from the replaced runs' earlier weights is recorded in
+    its entry (``stale``, :func:`_computed_from`); what it makes again of what an earlier update
+    left so, under ``refreshed``: an update of ``sasrec e16/multi`` with the relatedness check run
+    again clears what retraining SASRec left behind.
     """
     results, out = repo_path(results_dir), repo_path(digest_dir)
     committed = load_digest(out)
+    toolkit = [g for g in groups if "/" in g]
+    groups = [g for g in groups if "/" not in g]
     table = pd.read_csv(out / "digest.csv")
     # The digest keeps its scope (the paper's stages, or the peers only) whatever the profile says now.
     new_config = {**config, "paper": committed.config.get("paper", config.get("paper"))}
@@ -328,7 +338,7 @@ def update_digest(results_dir: str | Path, digest_dir: str | Path, config: Mappi
     if conflicts := _config_conflicts(committed.config, new_config, kept):
         raise ValueError(f"the config differs from the committed digest's for the kept runs {kept}: "
                          f"{conflicts}; rerun the profile")
-    runs, curves = _runs_table(results)
+    runs, curves = _runs_table(results) if groups else (table.iloc[:0], pd.DataFrame())
     fresh_runs = runs[runs["model"].isin(groups)]
     fresh_curves = curves[curves["model"].isin(groups)] if len(curves) else curves  # kNN runs have no epochs
     if missing := sorted(set(groups) - set(fresh_runs["model"])):
@@ -343,7 +353,8 @@ def update_digest(results_dir: str | Path, digest_dir: str | Path, config: Mappi
     jobs = stages(results)
     fresh_jobs = jobs[jobs["job"].map(_job_group).isin(groups)]
     old_jobs = pd.read_csv(out / "stages.csv", dtype={"stage": str})
-    old_jobs = old_jobs[~old_jobs["job"].map(_job_group).isin(groups)]
+    old_jobs = old_jobs[~old_jobs["job"].map(_job_group).isin(groups + toolkit)]
+    fresh_jobs = pd.concat([fresh_jobs, jobs[jobs["job"].map(_job_group).isin(toolkit)]])
     merged = {
         "digest.csv": pd.concat([table[~table["model"].isin(groups)], fresh_runs[table.columns]])
         .sort_values(["model", "seed"], kind="stable"),
@@ -352,14 +363,54 @@ def update_digest(results_dir: str | Path, digest_dir: str | Path, config: Mappi
         .sort_values(["model", "seed", "epoch"], kind="stable"),
         "stages.csv": pd.concat([old_jobs, fresh_jobs]).sort_values("job", kind="stable"),
     }
+    if toolkit:
+        merged[KD_FILE] = _updated_kd(results, committed, new_config, toolkit)
     _write_tables(out, merged, DECIMALS)
+    refreshed = {"kd": sorted(toolkit)} if toolkit else {}
+    if fresh_related := _fresh_relatedness(results, committed, groups):
+        write_json({**committed.relatedness, "runs": dict(sorted({**committed.relatedness["runs"],
+                                                                  **fresh_related}.items()))}, out / "relatedness.json")
+        refreshed["relatedness"] = sorted(fresh_related)
     now = provenance(new_config, results)
-    update = {"groups": list(groups), **{k: now[k] for k in ("git_commit", "cpu", "cpu_count", "packages")}}
-    if stale := _computed_from(committed, groups):
-        update["stale"] = stale
+    update = {"groups": groups + toolkit, **{k: now[k] for k in ("git_commit", "cpu", "cpu_count", "packages")}}
+    stale = {part: left for part, items in _computed_from(committed, groups).items()
+             if (left := sorted(set(items) - set(refreshed.get(part, []))))}
+    update |= {key: value for key, value in (("stale", stale), ("refreshed", refreshed)) if value}
     write_json({**committed.provenance, "config": new_config,
                 "updates": [*committed.provenance.get("updates", []), update]}, out / "provenance.json")
     return out
+
+
+def _updated_kd(results: Path, committed: Digest, config: Mapping[str, Any], toolkit: list[str]) -> pd.DataFrame:
+    """``kd.csv`` with the rows of the toolkit groups ``toolkit`` (``size/method``) made again from
+    ``results``, every other row as committed, which ``config`` must still make (:func:`_kd_conflicts`)."""
+    if committed.kd is None:
+        raise FileNotFoundError(f"the committed digest has no {KD_FILE} to update {toolkit} in")
+    fresh = _kd_table(results) if (results / "kd").is_dir() else pd.DataFrame(columns=["size", "method", "seed"])
+
+    def named(table: pd.DataFrame) -> pd.Series:
+        return (table["size"] + "/" + table["method"]).isin(toolkit)
+
+    fresh = fresh[named(fresh)]
+    if missing := sorted(set(toolkit) - set(fresh["size"] + "/" + fresh["method"])):
+        raise FileNotFoundError(f"no toolkit runs of {missing} under {results / 'kd'}")
+    kept = committed.kd[~named(committed.kd)]
+    if conflicts := _kd_conflicts(committed.config, config, kept):
+        raise ValueError(f"the config differs from the committed digest's for the kept toolkit runs: {conflicts}")
+    return pd.concat([kept, fresh[committed.kd.columns]]).sort_values(["size", "method", "seed"], kind="stable")
+
+
+def _fresh_relatedness(results: Path, committed: Digest, groups: list[str]) -> dict[str, Any]:
+    """The relatedness entries (C6) of ``results`` for runs of ``groups``, to replace the committed
+    ones; none without a committed check. The fresh check must have scored the committed check's
+    seed items (the same count and cut-off), so that the entries stay comparable."""
+    source = results / "claims" / "relatedness.json"
+    if committed.relatedness is None or not source.exists():
+        return {}
+    fresh = read_json(source)
+    if differ := [k for k in ("k", "n_seed_items") if fresh.get(k) != committed.relatedness.get(k)]:
+        raise ValueError(f"{source} checked other seed items than the committed check ({differ} differ)")
+    return {run: entry for run, entry in fresh["runs"].items() if run.rsplit("_s", 1)[0] in groups}
 
 
 def _computed_from(committed: Digest, groups: list[str]) -> dict[str, list[str]]:
@@ -628,7 +679,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--config", default="{}", help="the effective config, JSON (with --update: a profile file)")
     parser.add_argument("--compare", nargs=2, metavar=("FRESH", "COMMITTED"))
     parser.add_argument("--update", nargs="+", metavar="GROUP",
-                        help="replace only these run groups' rows in the digest at --out (update_digest); "
+                        help="replace only these run groups' rows (sasrec) or toolkit groups' (e16/multi) in the "
+                             "digest at --out (update_digest); "
                              "--config names the profile then, e.g. config/ml-100k.yaml")
     parser.add_argument("--extend", action="store_true",
                         help="add the runs of --results to the digest at --out, keeping the committed runs it "

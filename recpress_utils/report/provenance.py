@@ -71,8 +71,16 @@ def stale_note(record: Mapping[str, Any], part: str) -> str | None:
     """The page's warning where a digest update (:func:`recpress_utils.report.digest.update_digest`)
     retrained models after ``part`` (``kd``, ``relatedness``) was computed from their earlier
     weights, which it keeps: which numbers, and which models' earlier runs they describe. None
-    when no update left ``part`` behind. ``record`` is the digest's ``provenance.json``."""
-    notes = [_STALE_PARTS[part].format(items=", ".join(items), groups=", ".join(update["groups"]))
-             for update in record.get("updates", []) if (items := update.get("stale", {}).get(part))]
+    when no update left ``part`` behind, or a later update made it again (its ``refreshed``); an
+    item a later update left behind in turn is named once, in that update's note.
+    ``record`` is the digest's ``provenance.json``."""
+    updates, notes = record.get("updates", []), []
+    for i, update in enumerate(updates):
+        # what a later update made again, or left behind in turn (then its note names it)
+        later = {item for after in updates[i + 1:] for key in ("refreshed", "stale")
+                 for item in after.get(key, {}).get(part, [])}
+        if items := [item for item in update.get("stale", {}).get(part, []) if item not in later]:
+            models = ", ".join(g for g in update["groups"] if "/" not in g)  # not its toolkit groups (e16/multi)
+            notes.append(_STALE_PARTS[part].format(items=", ".join(items), groups=models))
     return ("Not rerun: " + "; ".join(notes) + ", retrained since in a digest update whose runs the "
             "leaderboard shows.") if notes else None
