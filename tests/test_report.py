@@ -832,9 +832,10 @@ def test_an_update_makes_again_what_an_earlier_one_left_behind(tmp_path):
     with pytest.raises(FileNotFoundError, match="e16/soft"):
         update_digest(new, digest, config, ["mixed_attention-n2v", "e16/soft"])
     _write_kd(new, "e16", "soft", 42, 0.25)
-    (new / "claims" / "relatedness.json").write_text(json.dumps({"k": 20, "n_seed_items": 50, "runs": {}}))
-    with pytest.raises(ValueError, match="other seed items"):
-        update_digest(new, digest, config, ["mixed_attention-n2v", "e16/soft"])
+    for other in ({"k": 20}, {"popularity": {"kg_neighbour_share": 0.01}}):  # another cut-off; other seed items
+        (new / "claims" / "relatedness.json").write_text(json.dumps({**checked, **other, "runs": {}}))
+        with pytest.raises(ValueError, match="other seed items"):
+            update_digest(new, digest, config, ["mixed_attention-n2v", "e16/soft"])
     (new / "claims" / "relatedness.json").write_text(json.dumps({**checked, "runs": {"mixed_attention-n2v_s42": {"x": 2}}}))
     update_digest(new, digest, config, ["mixed_attention-n2v", "e16/soft"])
 

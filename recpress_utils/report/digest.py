@@ -403,12 +403,14 @@ def _updated_kd(results: Path, committed: Digest, config: Mapping[str, Any], too
 def _fresh_relatedness(results: Path, committed: Digest, groups: list[str]) -> dict[str, Any]:
     """The relatedness entries (C6) of ``results`` for runs of ``groups``, to replace the committed
     ones; none without a committed check. The fresh check must have scored the committed check's
-    seed items (the same count and cut-off), so that the entries stay comparable."""
+    seed items (the same count and cut-off, and the same scores for the popularity and random
+    references, which another sample of seed items, e.g. another ``--seed``, changes), so that the
+    entries stay comparable."""
     source = results / "claims" / "relatedness.json"
     if committed.relatedness is None or not source.exists():
         return {}
     fresh = read_json(source)
-    if differ := [k for k in ("k", "n_seed_items") if fresh.get(k) != committed.relatedness.get(k)]:
+    if differ := [k for k in ("k", "n_seed_items", "popularity", "random") if fresh.get(k) != committed.relatedness.get(k)]:
         raise ValueError(f"{source} checked other seed items than the committed check ({differ} differ)")
     return {run: entry for run, entry in fresh["runs"].items() if run.rsplit("_s", 1)[0] in groups}
 
