@@ -824,6 +824,11 @@ def test_an_update_makes_again_what_an_earlier_one_left_behind(tmp_path):
         _write_kd(old, "e16", method, 42, 0.2)
     checked = {"k": 10, "n_seed_items": 50}
     (old / "claims" / "relatedness.json").write_text(json.dumps({**checked, "runs": {"mixed_attention-n2v_s42": {"x": 1}}}))
+    jobs = ("04_train_model_mixed_attention-n2v_s42", "09_kd_e16_soft_s42", "09_kd_e16_rd_s42")
+    for results, seconds in ((old, (100.0, 100.0, 100.0)), (new, (200.0, 300.0, 400.0))):
+        (results / "benchmarks").mkdir()
+        for job, s in zip(jobs, seconds):
+            (results / "benchmarks" / f"{job}.tsv").write_text(f"s\th:m:s\tmax_rss\n{s}\t0:00:00\t512.0\n")
     build_digest(old, digest, config)
     write_run(new, "mixed_attention-n2v", 42, level(0.35))
     update_digest(new, digest, config, ["mixed_attention-n2v"])
@@ -847,6 +852,8 @@ def test_an_update_makes_again_what_an_earlier_one_left_behind(tmp_path):
     assert latest["groups"] == ["mixed_attention-n2v", "e16/soft"]
     assert latest["refreshed"] == {"kd": ["e16/soft"], "relatedness": ["mixed_attention-n2v_s42"]}
     assert latest["stale"] == {"kd": ["e16/rd"]}  # taught by the teacher, not made again
+    # the updated groups' job times are the fresh ones; e16/rd's stay the committed ones
+    assert after.stages.set_index("job").loc[list(jobs), "seconds"].tolist() == [200.0, 300.0, 100.0]
     assert stale_note(after.provenance, "relatedness") is None
     assert stale_note(after.provenance, "kd") == (
         "Not rerun: the toolkit runs e16/rd learnt from the earlier runs of mixed_attention-n2v, retrained since "

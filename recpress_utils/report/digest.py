@@ -351,10 +351,9 @@ def update_digest(results_dir: str | Path, digest_dir: str | Path, config: Mappi
         raise ValueError(f"{resized} changed size; latency.json would no longer describe them: rerun the profile")
     old_curves = pd.read_csv(out / "curves.csv")
     jobs = stages(results)
-    fresh_jobs = jobs[jobs["job"].map(_job_group).isin(groups)]
+    fresh_jobs = jobs[jobs["job"].map(_job_group).isin(groups + toolkit)]
     old_jobs = pd.read_csv(out / "stages.csv", dtype={"stage": str})
     old_jobs = old_jobs[~old_jobs["job"].map(_job_group).isin(groups + toolkit)]
-    fresh_jobs = pd.concat([fresh_jobs, jobs[jobs["job"].map(_job_group).isin(toolkit)]])
     merged = {
         "digest.csv": pd.concat([table[~table["model"].isin(groups)], fresh_runs[table.columns]])
         .sort_values(["model", "seed"], kind="stable"),
