@@ -74,3 +74,22 @@ def test_the_seeds_column_names_the_paper_models_own_seeds_under_the_budget_rule
     assert site._seeds(runs) == "42, 43, 44 (the paper's models: 42)"
     assert site._seeds(runs[runs["group"] == "sasrec"]) == "42, 43, 44"
     assert site._seeds(pd.concat([runs, runs.assign(seed=43), runs.assign(seed=44)])) == "42, 43, 44"
+
+
+def test_the_distillation_row_sets_the_longer_budgets_gain_beside_the_best_methods():
+    """The row names the method with the largest paired gain; where that method also ran under a
+    longer budget (kd_longer.csv), its gain there follows, whichever way it went."""
+    from tests.test_report_kd import kd_frame
+
+    committed = load_digest(REPO_ROOT / "reports" / "yoochoose1_64")
+    kd = kd_frame({"a": (0.04, 0.05, 0.045), "b": (0.01, 0.01, 0.02)}, size="e16").assign(best_epoch=10)
+    longer = kd_frame({"a": (0.01, -0.02, 0.0)}, control=(0.35, 0.36, 0.34), size="e16").assign(
+        epochs_cap=30, patience=3)
+    digest = dataclasses.replace(committed, kd=kd, kd_longer=None)
+    assert site.kd_row({"yoochoose1_64": digest})["Yoochoose 1/64"] == "a (e16): +4.5 pt MRR@20 [3.3, 5.7], helps"
+    digest = dataclasses.replace(digest, kd_longer=longer)
+    assert site.kd_row({"yoochoose1_64": digest})["Yoochoose 1/64"] == (
+        "a (e16): +4.5 pt MRR@20 [3.3, 5.7], helps; "
+        "up to 30 epochs, early-stopped (patience 3): -0.3 pt MRR@20 [-4.1, 3.5], no effect")
+    other = dataclasses.replace(digest, kd_longer=longer.assign(method=longer["method"].replace("a", "b")))
+    assert site.kd_row({"yoochoose1_64": other})["Yoochoose 1/64"].endswith("helps")  # b's longer runs: not a's

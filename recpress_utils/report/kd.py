@@ -143,7 +143,7 @@ def longer_training(kd: pd.DataFrame, longer: pd.DataFrame, metric: str, budget_
     for size in dict.fromkeys(longer["size"]):
         methods = [KD_CONTROL, *sorted(set(longer.loc[longer["size"] == size, "method"]) - {KD_CONTROL})]
         for method in methods:
-            budgets = ((f"{budget_epochs} epochs (kd.train)", kd), (_longer_label(longer, size, method), longer))
+            budgets = ((f"{budget_epochs} epochs (kd.train)", kd), (longer_label(longer, size, method), longer))
             for label, table in budgets:
                 runs = table[(table["size"] == size) & (table["method"] == method)].sort_values("seed")
                 if runs.empty:
@@ -171,7 +171,7 @@ def verdict_changes(table: pd.DataFrame) -> str:
             else "the longer budget changes no verdict")
 
 
-def _longer_label(longer: pd.DataFrame, size: str, method: str) -> str:
+def longer_label(longer: pd.DataFrame, size: str, method: str) -> str:
     """What the longer budget of a (size, method) was, as its runs recorded it."""
     runs = longer[(longer["size"] == size) & (longer["method"] == method)]
     caps, patience = sorted(set(runs["epochs_cap"])), sorted(set(runs["patience"]))
@@ -250,18 +250,22 @@ def _same(a: Any, b: Any) -> bool:
         return str(a) == str(b)
 
 
+def against_control(kd: pd.DataFrame, size: str, method: str, metric: str) -> dict[str, object] | None:
+    """A (size, method)'s paired gain over the control of the same table: its name, size, the
+    difference's (mean, low, high), the seeds it pairs and the verdict; None without shared seeds."""
+    diffs = _paired(kd, size, method, metric)
+    if not len(diffs):
+        return None
+    return {"method": method, "size": size, "ci": mean_ci(diffs), "n": len(diffs), "verdict": verdict(diffs)}
+
+
 def best_against_control(kd: pd.DataFrame, metric: str) -> dict[str, object] | None:
     """The method with the largest mean paired gain over the control at any size (the front page's
-    row): its name, size, the paired difference's (mean, low, high) and verdict; None without
-    methods."""
-    best = None
-    for size in dict.fromkeys(kd["size"]):
-        for method in sorted(set(kd.loc[kd["size"] == size, "method"]) - {KD_CONTROL}):
-            diffs = _paired(kd, size, method, metric)
-            if len(diffs) and (best is None or diffs.mean() > best["ci"][0]):
-                best = {"method": method, "size": size, "ci": mean_ci(diffs), "n": len(diffs),
-                        "verdict": verdict(diffs)}
-    return best
+    row), as :func:`against_control` gives it; None without methods."""
+    gains = [gain for size in dict.fromkeys(kd["size"])
+             for method in sorted(set(kd.loc[kd["size"] == size, "method"]) - {KD_CONTROL})
+             if (gain := against_control(kd, size, method, metric))]
+    return max(gains, key=lambda gain: gain["ci"][0], default=None)
 
 
 def pareto_points(kd: pd.DataFrame, metric: str, teacher_mean: float,
