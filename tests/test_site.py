@@ -82,7 +82,7 @@ def test_the_distillation_row_sets_the_longer_budgets_gain_beside_the_best_metho
     from tests.test_report_kd import kd_frame
 
     committed = load_digest(REPO_ROOT / "reports" / "yoochoose1_64")
-    kd = kd_frame({"a": (0.04, 0.05, 0.045), "b": (0.01, 0.01, 0.02)}, size="e16").assign(best_epoch=10)
+    kd = kd_frame({"a": (0.04, 0.05, 0.045), "b": (0.01, 0.01, 0.02)}, size="e16")
     longer = kd_frame({"a": (0.01, -0.02, 0.0)}, control=(0.35, 0.36, 0.34), size="e16").assign(
         epochs_cap=30, patience=3)
     digest = dataclasses.replace(committed, kd=kd, kd_longer=None)
