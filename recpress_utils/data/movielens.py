@@ -43,6 +43,7 @@ from typing import Callable, Sequence
 import numpy as np
 import pandas as pd
 
+from recpress_utils.data.rees46 import REES46_COLUMNS
 from recpress_utils.io import atomic_path
 from recpress_utils.paths import repo_path
 
@@ -54,19 +55,6 @@ ML100K_URL: str = "https://files.grouplens.org/datasets/movielens/ml-100k.zip"
 #: The PyPI wheel whose ``recbole/dataset_example/ml-100k/`` holds the same data.
 RECBOLE_REQUIREMENT: str = "recbole==1.2.1"
 RECBOLE_WHEEL_PREFIX: str = "recbole/dataset_example/ml-100k/"
-
-#: Header of the REES46 events CSV, in order.
-REES46_COLUMNS: tuple[str, ...] = (
-    "event_time",
-    "event_type",
-    "product_id",
-    "category_id",
-    "category_code",
-    "brand",
-    "price",
-    "user_id",
-    "user_session",
-)
 
 #: ML-100k's genres in ``u.genre`` order. The RecBole copy has no genre table, so this
 #: fixes the genre ids for it; a GroupLens ``u.genre`` is read and used as it is.

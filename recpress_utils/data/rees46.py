@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 from recpress_utils.io import atomic_path
 
+#: Header of the REES46 events CSV, in order (MovieLens and the synthetic data are written in it too).
 REES46_COLUMNS: tuple[str, ...] = (
     "event_time",
     "event_type",
