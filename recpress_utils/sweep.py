@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import itertools
 import json
 import time
 from dataclasses import asdict
@@ -50,10 +49,10 @@ from typing import Any, Callable, Mapping
 
 import pandas as pd
 import torch
-import yaml
 from tqdm import tqdm
 
 from recpress_utils.config import CONFIG_FILE, load_config, model_spec, results_folder
+from recpress_utils.grid import edge_keys, edge_text, grid_points, parse_grid
 from recpress_utils.io import atomic_path, read_json
 from recpress_utils.losses import build_loss
 from recpress_utils.metrics import metric_names
@@ -62,24 +61,6 @@ from recpress_utils.runs import (CHECKPOINT, KDJob, ModelSpec, build_for_data, f
                                  train_counts)
 from recpress_utils.sequences import load_sessions
 from recpress_utils.train import TrainConfig, eval_sample, evaluate, fit, set_determinism
-
-
-def parse_grid(items: list[str]) -> dict[str, list[Any]]:
-    """``["k=50,100", "train.lr=0.001"]`` -> ``{"k": [50, 100], "train.lr": [0.001]}``."""
-    grid = {}
-    for item in items:
-        key, sep, values = item.partition("=")
-        if not sep or not key or not values:
-            raise ValueError(f"grid entries look like key=v1,v2; got {item!r}")
-        grid[key] = [None if v.strip().lower() in ("none", "null") else yaml.safe_load(v)
-                     for v in values.split(",")]
-    return grid
-
-
-def grid_points(grid: Mapping[str, list[Any]]) -> list[dict[str, Any]]:
-    """Every combination of the grid's values, in the order given."""
-    keys = list(grid)
-    return [dict(zip(keys, values)) for values in itertools.product(*(grid[k] for k in keys))]
 
 
 def validation_scores(spec: ModelSpec, prepared_dir: str | Path, cfg: TrainConfig, seed: int,
@@ -322,6 +303,9 @@ def main(argv: list[str] | None = None) -> None:
     print(table.to_string(max_cols=12))
     best = {k: table[k].iloc[0] for k in grid}  # per column: ints stay ints
     print(f"best on validation: {best}  -> {out}")
+    edges = edge_keys(table, list(grid))
+    if edges:
+        print(f"warning: the best point is {edge_text(edges)}; widen the grid past it before trusting the choice")
 
 
 if __name__ == "__main__":

@@ -101,7 +101,8 @@ def test_each_curve_of_the_compression_figure_runs_along_its_panels_axis() -> No
 
 def test_the_settings_table_says_whether_the_runs_use_the_validation_sweeps_best(tmp_path) -> None:
     """A method whose runs hold the sweep's best point is "chosen on validation"; one left at a
-    default the sweep beat names the better value; one without a sweep says so. A default the
+    default the sweep beat names the better value, and a best value at the grid's edge is named as
+    such; one without a sweep says so. A default the
     config never wrote (RD's weight 1) is read from the method's constructor, and 1 matches 1.0."""
     from recpress_utils.report.kd import load_sweeps, settings_table
 
@@ -110,7 +111,7 @@ def test_the_settings_table_says_whether_the_runs_use_the_validation_sweeps_best
     kd.loc[kd["method"] == "soft", "settings"] = '{"temperature": 0.5}'
     pd.DataFrame({"size": "e16", "seed": 42, "temperature": [1.0, 0.5], "MRR@20": [0.21, 0.20],
                   "seconds": 9.0}).to_csv(tmp_path / "kd_soft.csv", index=False)
-    pd.DataFrame({"size": "e16", "seed": 42, "weight": [1.0, 0.1], "MRR@20": [0.17, 0.16],
+    pd.DataFrame({"size": "e16", "seed": 42, "weight": [1.0, 0.1, 10.0], "MRR@20": [0.17, 0.16, 0.15],
                   "seconds": 9.0}).to_csv(tmp_path / "kd_rd.csv", index=False)
     sweeps = load_sweeps(tmp_path)
     assert set(sweeps) == {"soft", "rd"} and load_sweeps(tmp_path / "none") == {}
@@ -119,8 +120,9 @@ def test_the_settings_table_says_whether_the_runs_use_the_validation_sweeps_best
     assert table.loc["rd", "chosen on validation"] == "yes"
     assert table.loc["rd", "settings of the runs"] == "default hard_weight 1, weight 1"
     assert table.loc["rd", "validation MRR@20 of the sweep"] == (
-        "size e16, seed 42: weight 0.1: 0.1600; weight 1: 0.1700")
-    assert table.loc["soft", "chosen on validation"] == "no: best temperature 1"
+        "size e16, seed 42: weight 0.1: 0.1600; weight 1: 0.1700; weight 10: 0.1500")
+    assert table.loc["soft", "chosen on validation"] == (
+        "no: best temperature 1 (at the grid's edge: temperature its highest)")
     assert table.loc["soft", "settings of the runs"] == "temperature 0.5; default hard_weight 0, weight 1"
     assert table.loc["hint", "chosen on validation"] == "not swept"
     every = kd.assign(settings='{"hard_weight": 1, "weight": 0.1}')  # nothing left at a default

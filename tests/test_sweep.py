@@ -7,17 +7,32 @@ import pytest
 
 import recpress_utils.sweep as sweep_mod
 from recpress_utils.config import load_config, stage_params
+from recpress_utils.grid import edge_keys, edge_text, grid_points, parse_grid
 from recpress_utils.paths import REPO_ROOT
 from recpress_utils.sweep import merge_tables
 
 
 def test_the_grid_is_parsed_as_yaml_scalars_and_crossed():
-    grid = sweep_mod.parse_grid(["k=50,100", "lambda_recency=none,2.5", "train.lr=0.001"])
+    grid = parse_grid(["k=50,100", "lambda_recency=none,2.5", "train.lr=0.001"])
     assert grid == {"k": [50, 100], "lambda_recency": [None, 2.5], "train.lr": [0.001]}
-    assert len(sweep_mod.grid_points(grid)) == 4
-    assert sweep_mod.grid_points(grid)[0] == {"k": 50, "lambda_recency": None, "train.lr": 0.001}
+    assert len(grid_points(grid)) == 4
+    assert grid_points(grid)[0] == {"k": 50, "lambda_recency": None, "train.lr": 0.001}
     with pytest.raises(ValueError, match="key=v1,v2"):
-        sweep_mod.parse_grid(["k"])
+        parse_grid(["k"])
+
+
+def test_a_best_point_at_the_lowest_or_highest_value_tried_is_at_the_grids_edge():
+    """Best first, as the sweep writes its table: dropout 0.2 is inside 0 to 0.4, lr 3e-4 the lowest
+    tried, width 128 the highest; a key tried at one value, or best at "none", is no edge."""
+    table = pd.DataFrame({"dropout": [0.2, 0.4, 0.0, 0.2], "train.lr": [3e-4, 1e-3, 1e-3, 3e-3],
+                          "width": [128, 64, 64, 128], "max_len": [50] * 4, "lambda": [None, 2.5, 5, None],
+                          "MRR@20": [0.17, 0.16, 0.15, 0.14]})
+    keys = ["dropout", "train.lr", "width", "max_len", "lambda"]
+    assert edge_keys(table, keys) == {"train.lr": "lowest", "width": "highest"}
+    assert edge_text(edge_keys(table, keys)) == "at the grid's edge: train.lr its lowest, width its highest"
+    inside = pd.DataFrame({"dropout": [0.2, 0.0, 0.4], "train.lr": [1e-3, 3e-3, 3e-4], "MRR@20": [0.17, 0.16, 0.15]})
+    assert edge_keys(inside, ["dropout", "train.lr"]) == {} and edge_text({}) == ""
+    assert edge_keys(table.iloc[:0], keys) == {}
 
 
 def test_a_sweep_scores_on_validation_and_never_reads_the_test_split(tiny_prepared, monkeypatch):

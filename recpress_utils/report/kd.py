@@ -20,6 +20,7 @@ import pandas as pd
 
 from recpress_utils.config import KD_CONTROL
 from recpress_utils.distill import method_defaults
+from recpress_utils.grid import edge_keys, edge_text
 from recpress_utils.report.digest import TEACHER_PREFIX
 from recpress_utils.report.results import METRICS, SEED_VARIES, ci_text, mean_ci, too_few_seeds
 
@@ -208,7 +209,8 @@ def settings_table(kd: pd.DataFrame, sweeps: Mapping[str, pd.DataFrame], metric:
     """One row per method: the settings its runs used (the config's, the method's defaults for the
     rest), its committed validation sweep (each point's score, at the sweep's student size and seed)
     and whether the runs use the sweep's best point. This is the check that a method's weight,
-    temperature or K was chosen on validation, and not left at a default or tuned on test data."""
+    temperature or K was chosen on validation, and not left at a default or tuned on test data; a
+    best point at the grid's edge is named, as the optimum may lie beyond it."""
     rows = []
     for method in sorted(set(kd["method"]) - {KD_CONTROL}):
         runs = kd[kd["method"] == method]
@@ -231,8 +233,9 @@ def settings_table(kd: pd.DataFrame, sweeps: Mapping[str, pd.DataFrame], metric:
             best = sweep.iloc[0]  # the sweep's table is best first by the profile's select_metric
             differs = [k for k in keys if not _same(best[k], used.get(k))]
             row[f"validation {metric} of the sweep"] = f"{where}: {scores}" if where else scores
-            row["chosen on validation"] = "yes" if not differs else "no: best " + ", ".join(
-                f"{k} {_text(best[k])}" for k in differs)
+            chosen = "yes" if not differs else "no: best " + ", ".join(f"{k} {_text(best[k])}" for k in differs)
+            edges = edge_text(edge_keys(sweep, keys))
+            row["chosen on validation"] = f"{chosen} ({edges})" if edges else chosen
         rows.append(row)
     return pd.DataFrame(rows)
 
