@@ -282,3 +282,26 @@ def test_longer_training_puts_each_budgets_verdict_beside_the_other() -> None:
     assert verdict_changes(table) == "the longer budget changes the verdict of fast at e64: helps -> no effect"
     same = longer_training(budget, budget.assign(epochs_cap=10, patience=3), "MRR@20", budget_epochs=10)
     assert verdict_changes(same) == "the longer budget changes no verdict"
+
+
+def test_longer_training_shows_settings_that_differ_between_the_budgets() -> None:
+    """A method swept again after its longer runs: its 10-epoch runs use the new weight, the longer
+    ones the old; the table shows each budget's settings and the verdict line says the change is
+    not the budget's alone, while a method at the same settings in both is named plainly."""
+    from recpress_utils.report.kd import longer_training, settings_text, verdict_changes
+
+    budget = kd_frame({"swept": (0.010, 0.012, 0.011), "kept": (0.010, 0.012, 0.011)}).assign(best_epoch=10)
+    budget["settings"] = ["{}"] * 3 + ['{"weight": 0.003}'] * 3 + ['{"temperature": 0.5}'] * 3
+    longer = kd_frame({"swept": (0.001, -0.002, 0.0005), "kept": (0.001, -0.002, 0.0005)}).assign(
+        best_epoch=20, epochs_cap=30, patience=3)
+    longer["settings"] = ["{}"] * 3 + ['{"weight": 0.01}'] * 3 + ['{"temperature": 0.5}'] * 3
+    table = longer_training(budget, longer, "MRR@20", budget_epochs=10).set_index(["method", "training"])
+    later = "up to 30 epochs, early-stopped (patience 3)"
+    assert table.loc[("swept", "10 epochs (kd.train)"), "settings"] == "weight 0.003"
+    assert table.loc[("swept", later), "settings"] == "weight 0.01"
+    assert table.loc[("no KD (control)", later), "settings"] == "defaults"
+    assert verdict_changes(table.reset_index()) == (
+        "the longer budget changes the verdict of kept at e64: helps -> no effect; "
+        "swept at e64: helps -> no effect (at other settings)")
+    assert settings_text(longer.iloc[[3, 6]]) == "weight 0.01 / temperature 0.5"  # runs that disagree
+    assert settings_text(longer.drop(columns="settings")) == "defaults"

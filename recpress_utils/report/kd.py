@@ -136,10 +136,11 @@ def method_table(kd: pd.DataFrame, metric: str, teacher_mean: float | None = Non
 def longer_training(kd: pd.DataFrame, longer: pd.DataFrame, metric: str, budget_epochs: int) -> pd.DataFrame:
     """Each (size, method) of ``longer`` (``kd_longer.csv``: runs trained again up to ``epochs_cap``
     epochs, early-stopped) beside its runs at the toolkit's budget (``kd``, ``budget_epochs`` each):
-    per budget the metric [CI], the paired difference to that budget's control and its verdict, the
-    epoch each seed's kept model is from, and the teacher's metric as the runs recorded it. A control
-    still improving at the budget makes a method that only learns faster look like one that helps;
-    here the two verdicts sit side by side."""
+    per budget the settings its runs used, the metric [CI], the paired difference to that budget's
+    control and its verdict, the epoch each seed's kept model is from, and the teacher's metric as
+    the runs recorded it. A control still improving at the budget makes a method that only learns
+    faster look like one that helps; here the two verdicts sit side by side. A method swept again
+    after its longer runs has other settings in the two budgets: the column shows it."""
     rows = []
     for size in dict.fromkeys(longer["size"]):
         methods = [KD_CONTROL, *sorted(set(longer.loc[longer["size"] == size, "method"]) - {KD_CONTROL})]
@@ -151,7 +152,8 @@ def longer_training(kd: pd.DataFrame, longer: pd.DataFrame, metric: str, budget_
                     continue
                 shared = _against_control(table, size, method, metric)
                 rows.append({
-                    "size": size, "method": shared.pop("method"), "training": label, **shared,
+                    "size": size, "method": shared.pop("method"), "training": label,
+                    "settings": settings_text(runs), **shared,
                     "best epoch per seed": ", ".join(f"{e:.0f}" for e in runs["best_epoch"]),
                     # the teacher as these runs recorded it: a teacher retrained between the budgets shows here
                     "teacher, as recorded": f"{taught.mean():.4f}" if len(taught := runs.get(
@@ -162,14 +164,24 @@ def longer_training(kd: pd.DataFrame, longer: pd.DataFrame, metric: str, budget_
 
 def verdict_changes(table: pd.DataFrame) -> str:
     """The line under :func:`longer_training`'s table: the methods whose verdict the longer budget
-    changes (``soft at e16: helps -> no effect``), or that it changes none."""
+    changes (``soft at e16: helps -> no effect``), or that it changes none. Where the two budgets'
+    runs used other settings, the line says so: the change is then not the budget's alone."""
     changed = []
     for (size, method), rows in table[table["verdict"] != "reference"].groupby(["size", "method"], sort=False):
         first, *rest = rows["verdict"].tolist()
         if rest and rest[-1] != first:
-            changed.append(f"{method} at {size}: {first} -> {rest[-1]}")
+            other = rows["settings"].iloc[0] != rows["settings"].iloc[-1]
+            changed.append(f"{method} at {size}: {first} -> {rest[-1]}" + (" (at other settings)" if other else ""))
     return ("the longer budget changes the verdict of " + "; ".join(changed) if changed
             else "the longer budget changes no verdict")
+
+
+def settings_text(runs: pd.DataFrame) -> str:
+    """The settings a method's runs set in the config (``weight 0.1``), ``defaults`` where they set
+    none, several joined by `` / `` where the runs disagree."""
+    values = dict.fromkeys(runs["settings"].fillna("{}")) if "settings" in runs else ["{}"]
+    texts = (", ".join(f"{k} {_text(v)}" for k, v in sorted(json.loads(value).items())) for value in values)
+    return " / ".join(text or "defaults" for text in texts)
 
 
 def longer_label(longer: pd.DataFrame, size: str, method: str) -> str:
