@@ -93,3 +93,23 @@ def test_the_distillation_row_sets_the_longer_budgets_gain_beside_the_best_metho
         "up to 30 epochs, early-stopped (patience 3): -0.3 pt MRR@20 [-4.1, 3.5], no effect")
     other = dataclasses.replace(digest, kd_longer=longer.assign(method=longer["method"].replace("a", "b")))
     assert site.kd_row({"yoochoose1_64": other})["Yoochoose 1/64"].endswith("helps")  # b's longer runs: not a's
+
+
+def test_the_distillation_row_names_the_settings_of_longer_runs_that_used_others():
+    """A method swept again after its longer-budget runs: the row still shows that gain, but says
+    it was made at the earlier settings, named, so a reader does not credit the budget alone."""
+    from tests.test_report_kd import kd_frame
+
+    committed = load_digest(REPO_ROOT / "reports" / "yoochoose1_64")
+    kd = kd_frame({"a": (0.04, 0.05, 0.045)}, size="e16")
+    longer = kd_frame({"a": (0.01, -0.02, 0.0)}, control=(0.35, 0.36, 0.34), size="e16").assign(
+        epochs_cap=30, patience=3)
+    swept = {"a": '{"hard_weight": 0.1, "temperature": 0.5}'}
+    earlier = {"a": '{"hard_weight": 1}'}
+    kd, longer = kd.assign(settings=kd["method"].map(swept)), longer.assign(settings=longer["method"].map(earlier))
+    row = site.kd_row({"yoochoose1_64": dataclasses.replace(committed, kd=kd, kd_longer=longer)})["Yoochoose 1/64"]
+    assert row == ("a (e16): +4.5 pt MRR@20 [3.3, 5.7], helps; up to 30 epochs, early-stopped (patience 3) "
+                   "at other settings (hard_weight 1): -0.3 pt MRR@20 [-4.1, 3.5], no effect")
+    same = longer.assign(settings=longer["method"].map(swept))
+    row = site.kd_row({"yoochoose1_64": dataclasses.replace(committed, kd=kd, kd_longer=same)})["Yoochoose 1/64"]
+    assert "other settings" not in row and row.endswith("no effect")

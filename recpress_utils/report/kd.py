@@ -92,7 +92,7 @@ def _against_control(table: pd.DataFrame, size: str, method: str, metric: str) -
     """The columns every method table shares, for one (size, method) of ``table``: its label, the
     number of seeds, the metric's mean [CI], the paired difference to the same table's control and
     the verdict on it (the control itself: *reference*)."""
-    runs = table[(table["size"] == size) & (table["method"] == method)]
+    runs = _runs(table, size, method)
     ci = mean_ci(runs[metric])
     diffs = _paired(table, size, method, metric) if method != KD_CONTROL else np.array([])
     return {
@@ -147,7 +147,7 @@ def longer_training(kd: pd.DataFrame, longer: pd.DataFrame, metric: str, budget_
         for method in methods:
             budgets = ((f"{budget_epochs} epochs (kd.train)", kd), (longer_label(longer, size, method), longer))
             for label, table in budgets:
-                runs = table[(table["size"] == size) & (table["method"] == method)].sort_values("seed")
+                runs = _runs(table, size, method).sort_values("seed")
                 if runs.empty:
                     continue
                 shared = _against_control(table, size, method, metric)
@@ -180,13 +180,31 @@ def settings_text(runs: pd.DataFrame) -> str:
     """The settings a method's runs set in the config (``weight 0.1``), ``defaults`` where they set
     none, several joined by `` / `` where the runs disagree."""
     values = dict.fromkeys(runs["settings"].fillna("{}")) if "settings" in runs else ["{}"]
-    texts = (", ".join(f"{k} {_text(v)}" for k, v in sorted(json.loads(value).items())) for value in values)
-    return " / ".join(text or "defaults" for text in texts)
+    return " / ".join(_settings_phrase(json.loads(value)) or "defaults" for value in values)
+
+
+def _settings_phrase(settings: Mapping[str, Any]) -> str:
+    """``hard_weight 0.1, temperature 0.5``: settings by name, the one way every table writes them."""
+    return ", ".join(f"{k} {_text(v)}" for k, v in sorted(settings.items()))
+
+
+def _runs(table: pd.DataFrame, size: str, method: str) -> pd.DataFrame:
+    """The rows of one (size, method) of a runs table (kd.csv, kd_longer.csv)."""
+    return table[(table["size"] == size) & (table["method"] == method)]
+
+
+def other_longer_settings(kd: pd.DataFrame, longer: pd.DataFrame, size: str, method: str) -> str | None:
+    """The settings of a (size, method)'s longer-budget runs where they are not those of its runs at
+    the toolkit's budget (a method swept again after its longer runs), else None: a gain under the
+    longer budget then belongs to other settings, and wherever it is set beside the budget's gain
+    it must say so."""
+    earlier = settings_text(_runs(longer, size, method))
+    return earlier if earlier != settings_text(_runs(kd, size, method)) else None
 
 
 def longer_label(longer: pd.DataFrame, size: str, method: str) -> str:
     """What the longer budget of a (size, method) was, as its runs recorded it."""
-    runs = longer[(longer["size"] == size) & (longer["method"] == method)]
+    runs = _runs(longer, size, method)
     caps, patience = sorted(set(runs["epochs_cap"])), sorted(set(runs["patience"]))
     return (f"up to {'/'.join(f'{c:.0f}' for c in caps)} epochs, early-stopped "
             f"(patience {'/'.join(f'{p:.0f}' for p in patience)})")
@@ -232,7 +250,7 @@ def settings_table(kd: pd.DataFrame, sweeps: Mapping[str, pd.DataFrame], metric:
         keys = [] if sweep is None else [c for c in sweep.columns if c not in (*METRICS, "seconds", "size", "seed")]
         defaults = [k for k in dict.fromkeys(["hard_weight", "weight", "temperature", *keys])
                     if k in used and k not in explicit]
-        parts = [", ".join(f"{k} {_text(v)}" for k, v in explicit.items())]
+        parts = [_settings_phrase(explicit)]
         if defaults:
             parts.append("default " + ", ".join(f"{k} {_text(used[k])}" for k in defaults))
         row = {"method": method, "settings of the runs": "; ".join(filter(None, parts)),

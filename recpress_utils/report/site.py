@@ -126,8 +126,10 @@ def kd_row(digests: dict[str, Digest | None]) -> pd.Series:
     in points of the dataset's headline metric with its paired interval, and the verdict; "not run"
     where the profile has no toolkit runs. Where that method was also trained under a longer budget
     (``kd_longer.csv``), its gain there follows: a control stopped while still improving flatters
-    every method, and the front page should not show only the flattering number."""
-    from recpress_utils.report.kd import against_control, best_against_control, longer_label
+    every method, and the front page should not show only the flattering number. Where its longer
+    runs used other settings (swept again since), the row names them: that gain is not the
+    budget's alone."""
+    from recpress_utils.report.kd import against_control, best_against_control, longer_label, other_longer_settings
     from recpress_utils.report.published import headline
 
     row = {}
@@ -142,7 +144,10 @@ def kd_row(digests: dict[str, Digest | None]) -> pd.Series:
         text = f"{best['method']} ({best['size']}): {_gain_text(best, metric)}"
         if digest.kd_longer is not None and (
                 longer := against_control(digest.kd_longer, best["size"], best["method"], metric)):
-            text += f"; {longer_label(digest.kd_longer, best['size'], best['method'])}: {_gain_text(longer, metric)}"
+            label = longer_label(digest.kd_longer, best["size"], best["method"])
+            if other := other_longer_settings(digest.kd, digest.kd_longer, best["size"], best["method"]):
+                label += f" at other settings ({other})"
+            text += f"; {label}: {_gain_text(longer, metric)}"
         row[SITE_DATASETS[folder]] = text
     return pd.Series(row, name="best distillation method vs no-KD control")
 
