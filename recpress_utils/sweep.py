@@ -252,16 +252,36 @@ def _holds(cache_file: Path, temperatures: list[float]) -> bool:
     return all(any(abs(b - t) < 1e-9 for b in built) for t in temperatures)
 
 
-def merge_tables(old: pd.DataFrame, new: pd.DataFrame, keys: list[str], metric: str) -> pd.DataFrame:
+def merge_tables(old: pd.DataFrame, new: pd.DataFrame, keys: list[str], metric: str,
+                 committed_at: Mapping[str, Any] | None = None) -> pd.DataFrame:
     """The committed table with a new round's rows (a point scored again keeps its new row),
-    best first by ``metric``. Both rounds must sweep the same keys, so every row says which
-    settings it scored."""
-    if set(old.columns) != set(new.columns):
-        raise ValueError(f"the committed table and this round differ in {sorted(set(old.columns) ^ set(new.columns))}:"
-                         " sweep the same keys (and metrics), or start a new table")
-    merged = pd.concat([old, new], ignore_index=True)
+    best first by ``metric``, in the new round's column order. Every row must say which settings
+    it scored: a round that sweeps a key the committed rows did not (widening a sweep to
+    ``train.lr``, say) needs ``committed_at``, the value those rows ran at (the profile's setting
+    when they were scored), which the table cannot know."""
+    committed_at = dict(committed_at or {})
+    added = [c for c in new.columns if c not in old.columns]
+    if stray := sorted(set(committed_at) - set(added)):
+        raise ValueError(f"--committed-at {stray}: not a key this round adds to the committed table "
+                         f"({added or 'none'})")
+    if unknown := [c for c in added if c not in committed_at]:
+        raise ValueError(f"this round sweeps {unknown}, which the committed table does not: give the value its "
+                         "rows ran at (--committed-at key=value), or start a new table")
+    old = old.assign(**committed_at)
+    if differ := sorted(set(old.columns) ^ set(new.columns)):
+        raise ValueError(f"the committed table and this round differ in {differ}: sweep the same keys (and metrics),"
+                         " or start a new table")
+    merged = pd.concat([old[list(new.columns)], new], ignore_index=True)
     merged = merged.drop_duplicates(subset=keys, keep="last")
     return merged.sort_values(metric, ascending=False, kind="stable").reset_index(drop=True)
+
+
+def _single_values(pairs: list[str]) -> dict[str, Any]:
+    """``["train.lr=0.001"]`` -> ``{"train.lr": 0.001}``, read as the grid's values are."""
+    values = parse_grid(pairs)
+    if several := [k for k, v in values.items() if len(v) != 1]:
+        raise ValueError(f"one value each: {several}")
+    return {k: v[0] for k, v in values.items()}
 
 
 def sweep_path(profile: str | Path, model: str) -> Path:
@@ -283,7 +303,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=None, help="default: the profile's first seed")
     parser.add_argument("--append", action="store_true",
                         help="add to the committed table (a grid refined around its best), not replace it")
+    parser.add_argument("--committed-at", nargs="+", default=[], metavar="KEY=VALUE",
+                        help="with --append, for a key of --grid the committed table lacks: the value its rows ran at")
     args = parser.parse_args(argv)
+    committed_at = _single_values(args.committed_at)
+    if committed_at and not args.append:
+        parser.error("--committed-at goes with --append")  # before any point trains
     config = load_config(args.configfile)
     grid = parse_grid(args.grid)
     if args.model:
@@ -296,7 +321,7 @@ def main(argv: list[str] | None = None) -> None:
         metric = model_spec(config, "student").train_config(config["train"]).select_metric
     if args.append and out.exists():
         keys = list(grid) if args.model else ["size", "seed", *grid]
-        table = merge_tables(pd.read_csv(out), table, keys, metric)
+        table = merge_tables(pd.read_csv(out), table, keys, metric, committed_at)
     out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(out) as tmp:
         table.round(6).to_csv(tmp, index=False)

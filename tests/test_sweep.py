@@ -57,6 +57,21 @@ def test_a_refined_round_joins_the_committed_table_and_replaces_a_point_scored_a
         merge_tables(old, new.assign(lambda_position=1), ["k", "lambda_position"], "MRR@20")
 
 
+def test_a_round_that_sweeps_a_new_key_states_the_value_the_committed_rows_ran_at():
+    """Widening a sweep to a new key: the committed rows take the value given for them, so a point
+    of the new round at that value replaces its committed twin; without it, or with a key the
+    round does not add, the merge refuses rather than leave a row that does not say its settings."""
+    old = pd.DataFrame({"k": [50, 100], "MRR@20": [0.20, 0.25], "seconds": [1.0, 1.0]})
+    new = pd.DataFrame({"k": [100, 100], "lr": [0.001, 0.003], "MRR@20": [0.26, 0.27], "seconds": [2.0, 2.0]})
+    merged = merge_tables(old, new, ["k", "lr"], "MRR@20", committed_at={"lr": 0.001})
+    assert list(merged.columns) == ["k", "lr", "MRR@20", "seconds"]
+    assert merged[["k", "lr", "MRR@20"]].values.tolist() == [[100, 0.003, 0.27], [100, 0.001, 0.26], [50, 0.001, 0.20]]
+    with pytest.raises(ValueError, match="committed-at"):
+        merge_tables(old, new, ["k", "lr"], "MRR@20")
+    with pytest.raises(ValueError, match="dropout"):
+        merge_tables(old, new, ["k", "lr"], "MRR@20", committed_at={"lr": 0.001, "dropout": 0.2})
+
+
 def profile_with_a_gru4rec_teacher(tiny_prepared, tmp_path, methods, **overrides):
     """The tiny profile writing to ``tmp_path`` with the kd ``methods`` added, its prepared data
     copied there and the seed-42 GRU4Rec teacher trained for one epoch: (config, results folder)."""
