@@ -745,6 +745,14 @@ def test_extend_digest_merges_the_toolkit_runs_of_several_sittings(tmp_path):
     assert [s["runs"] for s in kept] == [["kd/e16/control_s42", "kd/e16/soft_s42"]]
 
 
+def _write_longer(results: Path, method: str, seed: int, value: float, epochs: int = 40) -> None:
+    """A toolkit run trained under a longer budget: ``_write_kd`` plus the cap and patience it recorded."""
+    _write_kd(results, "e16", method, seed, value)
+    path = results / "kd" / "e16" / f"{method}_s{seed}" / "metrics.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()),
+                                "train_config": {"epochs": epochs, "patience": 3, "lr": 0.003}}))
+
+
 def test_the_longer_budgets_runs_are_written_apart_with_the_cap_they_recorded(tmp_path):
     """kd_longer.csv comes from a results folder of its own (kd.train.epochs raised): the toolkit's
     table of its runs plus the cap and patience each run recorded; a folder without runs is named."""
@@ -754,10 +762,7 @@ def test_the_longer_budgets_runs_are_written_apart_with_the_cap_they_recorded(tm
     out.mkdir()
     for method in ("control", "soft"):
         for seed in (42, 43):
-            _write_kd(results, "e16", method, seed, 0.25)
-            path = results / "kd" / "e16" / f"{method}_s{seed}" / "metrics.json"
-            path.write_text(json.dumps({**json.loads(path.read_text()),
-                                        "train_config": {"epochs": 40, "patience": 3, "lr": 0.003}}))
+            _write_longer(results, method, seed, 0.25)
     main(["--results", str(results), "--out", str(out), "--kd-longer"])
     table = pd.read_csv(out / KD_LONGER_FILE)
     assert sorted(zip(table["method"], table["seed"])) == [("control", 42), ("control", 43), ("soft", 42), ("soft", 43)]
@@ -765,6 +770,33 @@ def test_the_longer_budgets_runs_are_written_apart_with_the_cap_they_recorded(tm
     assert [p.name for p in out.iterdir()] == [KD_LONGER_FILE]  # nothing else of the digest is touched
     with pytest.raises(FileNotFoundError, match="no toolkit runs"):
         main(["--results", str(tmp_path / "empty"), "--out", str(out), "--kd-longer"])
+
+
+def test_a_method_trained_again_under_the_longer_budget_replaces_only_its_own_rows(tmp_path):
+    """A method swept again after its longer-budget runs is trained again in a folder without the
+    other methods' runs: ``--kd-longer --update e16/soft`` replaces its rows and keeps the control's;
+    a method absent from the folder, or trained under another cap than its control, is refused."""
+    from recpress_utils.report.digest import KD_LONGER_FILE, main
+
+    first, again, out = tmp_path / "first", tmp_path / "again", tmp_path / "digest"
+    out.mkdir()
+    for seed in (42, 43):
+        _write_longer(first, "control", seed, 0.20)
+        _write_longer(first, "soft", seed, 0.25)
+        _write_longer(again, "soft", seed, 0.30)
+    main(["--results", str(first), "--out", str(out), "--kd-longer"])
+    main(["--results", str(again), "--out", str(out), "--kd-longer", "--update", "e16/soft"])
+    table = pd.read_csv(out / KD_LONGER_FILE).set_index(["method", "seed"])["NDCG@10"]
+    assert sorted(table.index) == [("control", 42), ("control", 43), ("soft", 42), ("soft", 43)]
+    assert table[("control", 43)] == pytest.approx(0.20) and table[("soft", 43)] == pytest.approx(0.30)
+    with pytest.raises(FileNotFoundError, match=r"e16/rrd"):
+        main(["--results", str(again), "--out", str(out), "--kd-longer", "--update", "e16/rrd"])
+    other = tmp_path / "other"
+    _write_longer(other, "soft", 42, 0.35, epochs=60)
+    with pytest.raises(ValueError, match="control's budget"):
+        main(["--results", str(other), "--out", str(out), "--kd-longer", "--update", "e16/soft"])
+    assert pd.read_csv(out / KD_LONGER_FILE).set_index(["method", "seed"]).loc[("soft", 42), "NDCG@10"] == \
+        pytest.approx(0.30)  # a refused update leaves the table as it was
 
 
 def test_an_update_names_what_it_leaves_computed_from_the_earlier_runs(tmp_path):

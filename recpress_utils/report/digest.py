@@ -16,8 +16,9 @@ notebooks). The report needs a few kilobytes of them, and a reviewer wants to di
 * ``kd_cost.csv`` (optional, made by hand): seconds per training step of each toolkit method
   against the control, timed in one process (:mod:`recpress_utils.distill.cost_bench`);
 * ``kd_longer.csv`` (optional, made by hand): some toolkit runs trained again under a longer,
-  early-stopped budget (``kd.train.epochs`` raised, in a results folder of its own: ``--kd-longer``),
-  to check that a verdict at the toolkit's budget is not only speed of learning;
+  early-stopped budget (``kd.train.epochs`` raised, in a results folder of its own: ``--kd-longer``,
+  with ``--update <size/method>`` for one method trained again), to check that a verdict at the
+  toolkit's budget is not only speed of learning;
 * ``data.json``: the prepared data's and the knowledge graph's statistics (cold targets included);
 * ``stages.csv``: wall time and peak memory of every Snakemake job (its ``benchmark:`` file; a
   job resumed after a kill counts the training seconds of all its attempts);
@@ -170,6 +171,30 @@ def kd_longer_table(results: str | Path) -> pd.DataFrame:
     recorded = [read_json(results / "kd" / size / f"{method}_s{seed}" / "metrics.json")["train_config"]
                 for size, method, seed in table[["size", "method", "seed"]].itertuples(index=False)]
     return table.assign(epochs_cap=[r["epochs"] for r in recorded], patience=[r["patience"] for r in recorded])
+
+
+def updated_kd_longer(results: str | Path, committed: pd.DataFrame, toolkit: list[str]) -> pd.DataFrame:
+    """``kd_longer.csv`` with the rows of the toolkit groups ``toolkit`` (``size/method``) made again
+    from ``results`` (:func:`kd_longer_table`), every other row as committed: for a method swept
+    again after its longer-budget runs, trained again at its new settings in a results folder that
+    need not hold the other methods' runs.
+
+    Each group's gain under the longer budget is paired with the committed control of its size,
+    so a fresh run must have recorded the control's cap and patience: a group trained under
+    another budget is refused, never paired with a control that had a different one."""
+    fresh = kd_longer_table(results)
+    fresh = fresh[(fresh["size"] + "/" + fresh["method"]).isin(toolkit)]
+    if missing := sorted(set(toolkit) - set(fresh["size"] + "/" + fresh["method"])):
+        raise FileNotFoundError(f"no toolkit runs of {missing} under {repo_path(results) / 'kd'}")
+    kept = committed[~(committed["size"] + "/" + committed["method"]).isin(toolkit)]
+    budget = ["epochs_cap", "patience"]
+    controls = kept[kept["kind"] == "none"].groupby("size")[budget].agg(set)
+    for (size, method), runs in fresh.groupby(["size", "method"]):
+        ran = {column: set(runs[column]) for column in budget}
+        if size in controls.index and any(ran[c] != controls.loc[size, c] for c in budget):
+            raise ValueError(f"{size}/{method} ran under {ran}, its committed control under "
+                             f"{controls.loc[size].to_dict()}: train it under the control's budget")
+    return pd.concat([kept, fresh[committed.columns]]).sort_values(["size", "method", "seed"], kind="stable")
 
 
 def stages(results: Path) -> pd.DataFrame:
@@ -688,7 +713,8 @@ def main(argv: list[str] | None = None) -> None:
                              "lacks (extend_digest); --config names the profile, e.g. config/yoochoose1_64.yaml")
     parser.add_argument("--kd-longer", action="store_true",
                         help="write only <out>/kd_longer.csv from the toolkit runs of --results, a results folder "
-                             "whose profile raised kd.train.epochs (kd_longer_table)")
+                             "whose profile raised kd.train.epochs (kd_longer_table); with --update e16/soft_ce, "
+                             "replace only those toolkit groups' rows in it (updated_kd_longer)")
     parser.add_argument("--tolerance", type=float, default=TOLERANCE)
     args = parser.parse_args(argv)
     if args.compare:
@@ -698,7 +724,10 @@ def main(argv: list[str] | None = None) -> None:
     if not (args.results and args.out):
         parser.error("--results and --out are required to build a digest")
     if args.kd_longer:
-        _write_tables(repo_path(args.out), {KD_LONGER_FILE: kd_longer_table(args.results)})
+        out = repo_path(args.out)
+        table = (updated_kd_longer(args.results, pd.read_csv(out / KD_LONGER_FILE), args.update) if args.update
+                 else kd_longer_table(args.results))
+        _write_tables(out, {KD_LONGER_FILE: table}, DECIMALS if args.update else None)
         return
     if args.update or args.extend:
         from recpress_utils.config import load_config
