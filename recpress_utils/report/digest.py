@@ -182,11 +182,8 @@ def updated_kd_longer(results: str | Path, committed: pd.DataFrame, toolkit: lis
     Each group's gain under the longer budget is paired with the committed control of its size,
     so a fresh run must have recorded the control's cap and patience: a group trained under
     another budget is refused, never paired with a control that had a different one."""
-    fresh = kd_longer_table(results)
-    fresh = fresh[(fresh["size"] + "/" + fresh["method"]).isin(toolkit)]
-    if missing := sorted(set(toolkit) - set(fresh["size"] + "/" + fresh["method"])):
-        raise FileNotFoundError(f"no toolkit runs of {missing} under {repo_path(results) / 'kd'}")
-    kept = committed[~(committed["size"] + "/" + committed["method"]).isin(toolkit)]
+    fresh = _groups_runs(kd_longer_table(results), toolkit, repo_path(results))
+    kept = committed[~_in_groups(committed, toolkit)]
     budget = ["epochs_cap", "patience"]
     controls = kept[kept["kind"] == "none"].groupby("size")[budget].agg(set)
     for (size, method), runs in fresh.groupby(["size", "method"]):
@@ -405,20 +402,28 @@ def update_digest(results_dir: str | Path, digest_dir: str | Path, config: Mappi
     return out
 
 
+def _in_groups(table: pd.DataFrame, toolkit: list[str]) -> pd.Series:
+    """Which rows of a toolkit table (kd.csv, kd_longer.csv) belong to the groups ``toolkit`` (``size/method``)."""
+    return (table["size"] + "/" + table["method"]).isin(toolkit)
+
+
+def _groups_runs(fresh: pd.DataFrame, toolkit: list[str], results: Path) -> pd.DataFrame:
+    """The rows of ``fresh`` (a toolkit table of ``results``) in the groups ``toolkit``; a group
+    without any is named, so an update never drops a method's committed rows for nothing."""
+    fresh = fresh[_in_groups(fresh, toolkit)]
+    if missing := sorted(set(toolkit) - set(fresh["size"] + "/" + fresh["method"])):
+        raise FileNotFoundError(f"no toolkit runs of {missing} under {results / 'kd'}")
+    return fresh
+
+
 def _updated_kd(results: Path, committed: Digest, config: Mapping[str, Any], toolkit: list[str]) -> pd.DataFrame:
     """``kd.csv`` with the rows of the toolkit groups ``toolkit`` (``size/method``) made again from
     ``results``, every other row as committed, which ``config`` must still make (:func:`_kd_conflicts`)."""
     if committed.kd is None:
         raise FileNotFoundError(f"the committed digest has no {KD_FILE} to update {toolkit} in")
     fresh = _kd_table(results) if (results / "kd").is_dir() else pd.DataFrame(columns=["size", "method", "seed"])
-
-    def named(table: pd.DataFrame) -> pd.Series:
-        return (table["size"] + "/" + table["method"]).isin(toolkit)
-
-    fresh = fresh[named(fresh)]
-    if missing := sorted(set(toolkit) - set(fresh["size"] + "/" + fresh["method"])):
-        raise FileNotFoundError(f"no toolkit runs of {missing} under {results / 'kd'}")
-    kept = committed.kd[~named(committed.kd)]
+    fresh = _groups_runs(fresh, toolkit, results)
+    kept = committed.kd[~_in_groups(committed.kd, toolkit)]
     if conflicts := _kd_conflicts(committed.config, config, kept):
         raise ValueError(f"the config differs from the committed digest's for the kept toolkit runs: {conflicts}")
     return pd.concat([kept, fresh[committed.kd.columns]]).sort_values(["size", "method", "seed"], kind="stable")
