@@ -1,5 +1,5 @@
-"""A sweep's grid: the command line's ``key=v1,v2`` entries, their crossing, and whether the best
-point sits at the grid's edge.
+"""A sweep's grid: the command line's ``key=v1,v2`` entries, their crossing, which point is best
+(over the seeds it ran at), and whether the best point sits at the grid's edge.
 
 The edge check is here because a sweep whose best value is the smallest or largest it tried has
 not shown that value to be best, only that the optimum may lie beyond it: the sweep's command
@@ -33,6 +33,21 @@ def grid_points(grid: Mapping[str, list[Any]]) -> list[dict[str, Any]]:
     """Every combination of the grid's values, in the order given."""
     keys = list(grid)
     return [dict(zip(keys, values)) for values in itertools.product(*(grid[k] for k in keys))]
+
+
+def best_first(table: pd.DataFrame, points: list[str], metric: str) -> pd.DataFrame:
+    """``table`` (one row per grid point and seed) with the best point's rows first: a point is
+    scored by its mean ``metric`` over the seeds it ran at, as one seed's score swings by more
+    than the differences a sweep looks for. Ties keep the earlier point; a point's rows stay
+    together, in the order of their seeds. ``points``: the columns that name a point."""
+    if not len(table):
+        return table
+    keys = [k for k in points if k in table]
+    groups = table.groupby(keys, dropna=False, sort=False) if keys else table.groupby(lambda _: 0)
+    order = table.assign(_mean=groups[metric].transform("mean"), _point=groups.ngroup(),
+                         _seed=table["seed"] if "seed" in table else 0)
+    order = order.sort_values(["_mean", "_point", "_seed"], ascending=[False, True, True], kind="stable")
+    return table.loc[order.index].reset_index(drop=True)
 
 
 def edge_keys(table: pd.DataFrame, keys: list[str]) -> dict[str, str]:

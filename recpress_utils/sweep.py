@@ -30,7 +30,9 @@ profile's trained teachers of the seed (their runs must exist)::
     python -m recpress_utils.sweep --configfile config/yoochoose1_64.yaml --kd-method rd \
         --grid weight=0.1,0.3,1 top_k=10,30
 
-writes ``config/sweeps/<profile>/kd_<method>.csv``. Every point reads the teacher's top-K from one
+writes ``config/sweeps/<profile>/kd_<method>.csv``. ``--seed 42 43`` trains every point at each
+student seed and ranks the points by their mean: at a few epochs the seeds of one setting can
+differ by more than the points do. Every point reads the teacher's top-K from one
 cache file: the pipeline's (``results/<dataset>/teacher_cache/``) when it holds the grid's
 temperatures, else one the sweep builds once beside its points. A point at the profile's own
 settings reads the pipeline's run of that method, size and seed when it exists
@@ -45,14 +47,14 @@ import json
 import time
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 import pandas as pd
 import torch
 from tqdm import tqdm
 
 from recpress_utils.config import CONFIG_FILE, load_config, model_spec, results_folder
-from recpress_utils.grid import edge_keys, edge_text, grid_points, parse_grid
+from recpress_utils.grid import best_first, edge_keys, edge_text, grid_points, parse_grid
 from recpress_utils.io import atomic_path, read_json
 from recpress_utils.losses import build_loss
 from recpress_utils.metrics import metric_names
@@ -132,22 +134,32 @@ def sweep(config: Mapping[str, Any], model: str, grid: Mapping[str, list[Any]],
         scores = scored_once(folder, lambda checkpoint: validation_scores(spec, prepared, cfg, seed, config["threads"],
                                                                           checkpoint))
         rows.append({**point, **scores})
-    table = pd.DataFrame(rows)
-    metric = base.train_config(config["train"]).select_metric
-    return table.sort_values(metric, ascending=False, kind="stable").reset_index(drop=True)
+    return best_first(pd.DataFrame(rows), list(grid), base.train_config(config["train"]).select_metric)
 
 
 def kd_sweep(config: Mapping[str, Any], method: str, grid: Mapping[str, list[Any]], size: str | None = None,
-             seed: int | None = None) -> pd.DataFrame:
-    """One row per grid point of ``kd.methods.<method>``'s settings, led by the student's ``size``
-    and ``seed``: the student distilled with them on the training split and scored on the
-    validation split; best first by the student's ``select_metric``. The teachers are the
-    profile's trained runs of ``seed`` (or of ``kd.teacher_seed``); ``seed`` None: the first of
-    ``kd.seeds``."""
+             seeds: Sequence[int] | None = None) -> pd.DataFrame:
+    """One row per grid point of ``kd.methods.<method>``'s settings and seed, led by the student's
+    ``size`` and ``seed``: the student distilled with them on the training split and scored on the
+    validation split; the best point first by its mean ``select_metric`` over ``seeds``
+    (:func:`recpress_utils.grid.best_first`). The teachers are the profile's trained runs of
+    ``kd.teacher_seed`` (or of each seed, for a teacher trained per seed); ``seeds`` None: the
+    first of ``kd.seeds``."""
+    size = size or next(iter(config["kd"]["sizes"]))
+    rows, metric = [], ""
+    for seed in seeds or [None]:
+        seed_rows, metric = _kd_sweep_seed(config, method, grid, size, seed)
+        rows += seed_rows
+    return best_first(pd.DataFrame(rows), ["size", *grid], metric)
+
+
+def _kd_sweep_seed(config: Mapping[str, Any], method: str, grid: Mapping[str, list[Any]], size: str,
+                   seed: int | None) -> tuple[list[dict[str, Any]], str]:
+    """:func:`kd_sweep`'s rows of one student seed (None: the first of ``kd.seeds``), and the
+    metric they are ranked by."""
     from recpress_utils.config import stage_params
     from recpress_utils.runs import kd_fit
 
-    size = size or next(iter(config["kd"]["sizes"]))
     params = stage_params(config, "09_kd", {"size": size, "method": method, "seed": seed})  # seed None: kd.seeds' first
     seed = params["seed"]
     missing = [t["checkpoint"] for t in params["teachers"] if not repo_path(t["checkpoint"]).exists()]
@@ -164,7 +176,7 @@ def kd_sweep(config: Mapping[str, Any], method: str, grid: Mapping[str, list[Any
     caches = sweep_teacher_caches(params["teacher_caches"], teachers, temperatures, work_dir, prepared, cfg, seed,
                                   config["threads"], params["top_k"])
     rows = []
-    for point in tqdm(grid_points(grid), desc=f"sweep kd {method}"):
+    for point in tqdm(grid_points(grid), desc=f"sweep kd {method}, seed {seed}"):
         spec = {**params["method_spec"], "settings": {**settings, **point}}
         job = KDJob(method, spec, teachers, params["student_kwargs"], params["student_loss"], cfg, seed,
                     config["threads"], params["top_k"], params["negatives"], caches)
@@ -182,7 +194,7 @@ def kd_sweep(config: Mapping[str, Any], method: str, grid: Mapping[str, list[Any
         folder = point_dir(work_dir, {"job": fields, "data": str(prepared)})
         scores = pipeline_scores(repo_path(params["run_dir"]), job) or scored_once(folder, score)
         rows.append({"size": size, "seed": seed, **point, **scores})
-    return pd.DataFrame(rows).sort_values(cfg.select_metric, ascending=False, kind="stable").reset_index(drop=True)
+    return rows, cfg.select_metric
 
 
 def pipeline_scores(run_dir: Path, job: KDJob) -> dict[str, Any] | None:
@@ -254,9 +266,9 @@ def _holds(cache_file: Path, temperatures: list[float]) -> bool:
 
 def merge_tables(old: pd.DataFrame, new: pd.DataFrame, keys: list[str], metric: str,
                  committed_at: Mapping[str, Any] | None = None) -> pd.DataFrame:
-    """The committed table with a new round's rows (a point scored again keeps its new row),
-    best first by ``metric``, in the new round's column order. Every row must say which settings
-    it scored: a round that sweeps a key the committed rows did not (widening a sweep to
+    """The committed table with a new round's rows (a point scored again keeps its new row), the
+    best point first by its mean ``metric`` over seeds, in the new round's column order. Every row
+    must say which settings it scored: a round that sweeps a key the committed rows did not (widening a sweep to
     ``train.lr``, say) needs ``committed_at``, the value those rows ran at (the profile's setting
     when they were scored), which the table cannot know."""
     committed_at = dict(committed_at or {})
@@ -273,7 +285,7 @@ def merge_tables(old: pd.DataFrame, new: pd.DataFrame, keys: list[str], metric: 
                          " or start a new table")
     merged = pd.concat([old[list(new.columns)], new], ignore_index=True)
     merged = merged.drop_duplicates(subset=keys, keep="last")
-    return merged.sort_values(metric, ascending=False, kind="stable").reset_index(drop=True)
+    return best_first(merged, [k for k in keys if k != "seed"], metric)
 
 
 def _single_values(pairs: list[str]) -> dict[str, Any]:
@@ -300,7 +312,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--size", help="with --kd-method: the student size (default the first of kd.sizes)")
     parser.add_argument("--grid", nargs="+", required=True,
                         help="key=v1,v2 ... (settings, train.<key> or loss.<key>; a method's settings)")
-    parser.add_argument("--seed", type=int, default=None, help="default: the profile's first seed")
+    parser.add_argument("--seed", type=int, nargs="+", default=None,
+                        help="default: the profile's first seed; with --kd-method several, each point scored by "
+                             "its mean over them")
     parser.add_argument("--append", action="store_true",
                         help="add to the committed table (a grid refined around its best), not replace it")
     parser.add_argument("--committed-at", nargs="+", default=[], metavar="KEY=VALUE",
@@ -309,10 +323,12 @@ def main(argv: list[str] | None = None) -> None:
     committed_at = _single_values(args.committed_at)
     if committed_at and not args.append:
         parser.error("--committed-at goes with --append")  # before any point trains
+    if args.model and args.seed and len(args.seed) > 1:
+        parser.error("a model's sweep table holds one seed (it has no seed column): several seeds need --kd-method")
     config = load_config(args.configfile)
     grid = parse_grid(args.grid)
     if args.model:
-        table = sweep(config, args.model, grid, args.seed)
+        table = sweep(config, args.model, grid, args.seed[0] if args.seed else None)
         out = sweep_path(args.configfile, args.model)
         metric = model_spec(config, args.model).train_config(config["train"]).select_metric
     else:
@@ -327,7 +343,8 @@ def main(argv: list[str] | None = None) -> None:
         table.round(6).to_csv(tmp, index=False)
     print(table.to_string(max_cols=12))
     best = {k: table[k].iloc[0] for k in grid}  # per column: ints stay ints
-    print(f"best on validation: {best}  -> {out}")
+    over = f" (mean over seeds {', '.join(map(str, args.seed))})" if args.seed and len(args.seed) > 1 else ""
+    print(f"best on validation{over}: {best}  -> {out}")
     edges = edge_keys(table, list(grid))
     if edges:
         print(f"warning: the best point is {edge_text(edges)}; widen the grid past it before trusting the choice")

@@ -130,6 +130,23 @@ def test_the_settings_table_says_whether_the_runs_use_the_validation_sweeps_best
         "hard_weight 1, weight 0.1")
 
 
+def test_a_sweep_at_two_seeds_shows_each_points_mean_and_marks_a_point_run_at_one(tmp_path) -> None:
+    """A sweep whose points ran at seeds 42 and 43 shows each point's mean over them, and a point
+    of an earlier one-seed round says so; the runs' weight 1 is the best mean (0.165), though
+    weight 0.1 topped seed 42 alone."""
+    from recpress_utils.grid import best_first
+    from recpress_utils.report.kd import settings_table
+
+    kd = kd_frame({"rd": (0.0,) * 3}).assign(settings='{"weight": 1}')
+    kd["kind"] = kd["method"].map({"control": "none", "rd": "ranking"})
+    sweep = pd.DataFrame({"size": "e16", "seed": [42, 42, 42, 43, 43], "weight": [0.1, 1.0, 10.0, 0.1, 1.0],
+                          "MRR@20": [0.18, 0.17, 0.15, 0.14, 0.16], "seconds": 9.0})
+    table = settings_table(kd, {"rd": best_first(sweep, ["size", "weight"], "MRR@20")}, "MRR@20").set_index("method")
+    assert table.loc["rd", "validation MRR@20 of the sweep"] == (
+        "size e16, mean over seeds 42, 43: weight 0.1: 0.1600; weight 1: 0.1650; weight 10: 0.1500 (seed 42 only)")
+    assert table.loc["rd", "chosen on validation"] == "yes"
+
+
 def test_size_latency_times_one_student_per_size(tiny_prepared, tmp_path) -> None:
     import json
 

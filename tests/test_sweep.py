@@ -7,7 +7,7 @@ import pytest
 
 import recpress_utils.sweep as sweep_mod
 from recpress_utils.config import load_config, stage_params
-from recpress_utils.grid import edge_keys, edge_text, grid_points, parse_grid
+from recpress_utils.grid import best_first, edge_keys, edge_text, grid_points, parse_grid
 from recpress_utils.paths import REPO_ROOT
 from recpress_utils.sweep import merge_tables
 
@@ -57,6 +57,29 @@ def test_a_refined_round_joins_the_committed_table_and_replaces_a_point_scored_a
         merge_tables(old, new.assign(lambda_position=1), ["k", "lambda_position"], "MRR@20")
 
 
+def test_a_point_swept_at_several_seeds_is_ranked_by_its_mean_over_them():
+    """One lucky seed does not make a point best: weight 0.1 tops seed 42 (0.30) but averages 0.20
+    over both seeds, below weight 1's 0.25; a point's rows stay together, in seed order, and a
+    round adding seed 43 to a committed seed-42 table re-ranks the merged points the same way."""
+    table = pd.DataFrame({"size": "e16", "seed": [42, 42, 43, 43], "weight": [0.1, 1.0, 1.0, 0.1],
+                          "MRR@20": [0.30, 0.26, 0.24, 0.10]})
+    ranked = best_first(table, ["size", "weight"], "MRR@20")
+    assert ranked[["weight", "seed"]].values.tolist() == [[1.0, 42], [1.0, 43], [0.1, 42], [0.1, 43]]
+    one_seed = table[table["seed"] == 42]
+    assert best_first(one_seed, ["size", "weight"], "MRR@20")["weight"].tolist() == [0.1, 1.0]
+    merged = merge_tables(one_seed, table[table["seed"] == 43], ["size", "seed", "weight"], "MRR@20")
+    assert merged.equals(ranked)
+    tied = pd.DataFrame({"k": [5, 1, 3], "MRR@20": [0.2, 0.2, 0.3]})  # no seed column: the earlier point wins a tie
+    assert best_first(tied, ["k"], "MRR@20")["k"].tolist() == [3, 5, 1]
+
+
+def test_several_seeds_are_refused_for_a_models_sweep_before_anything_trains(capsys):
+    with pytest.raises(SystemExit):
+        sweep_mod.main(["--configfile", str(REPO_ROOT / "config" / "tiny.yaml"), "--model", "gru4rec",
+                        "--grid", "train.lr=0.001", "--seed", "42", "43"])
+    assert "several seeds need --kd-method" in capsys.readouterr().err
+
+
 def test_a_round_that_sweeps_a_new_key_states_the_value_the_committed_rows_ran_at():
     """Widening a sweep to a new key: the committed rows take the value given for them, so a point
     of the new round at that value replaces its committed twin; without it, or with a key the
@@ -73,15 +96,16 @@ def test_a_round_that_sweeps_a_new_key_states_the_value_the_committed_rows_ran_a
 
 
 def profile_with_a_gru4rec_teacher(tiny_prepared, tmp_path, methods, **overrides):
-    """The tiny profile writing to ``tmp_path`` with the kd ``methods`` added, its prepared data
-    copied there and the seed-42 GRU4Rec teacher trained for one epoch: (config, results folder)."""
+    """The tiny profile writing to ``tmp_path`` with the kd ``methods`` added (``kd=`` adds more kd
+    settings), its prepared data copied there and the seed-42 GRU4Rec teacher trained for one
+    epoch: (config, results folder)."""
     import shutil
 
     from recpress_utils.runs import ModelSpec, train_run
     from recpress_utils.train import TrainConfig
 
-    config = load_config(REPO_ROOT / "config" / "tiny.yaml",
-                         {"results_dir": str(tmp_path), "kd": {"methods": methods}, **overrides})
+    kd = {"methods": methods, **overrides.pop("kd", {})}
+    config = load_config(REPO_ROOT / "config" / "tiny.yaml", {"results_dir": str(tmp_path), "kd": kd, **overrides})
     out = tmp_path / "synthetic"
     shutil.copytree(tiny_prepared, out / "prepared")
     train_run(ModelSpec.from_config("gru4rec"), out / "prepared", out / "runs" / "gru4rec_s42",
@@ -107,6 +131,24 @@ def test_a_kd_method_sweep_scores_on_validation_against_the_profiles_teacher(tin
     assert table.loc[table["weight"] == 0.0, "NDCG@10"].item() != table.loc[table["weight"] == 3.0, "NDCG@10"].item()
     with pytest.raises(FileNotFoundError, match="train the teachers first"):
         sweep_mod.kd_sweep(config, "rd", {"weight": [1.0]})
+
+
+def test_a_kd_sweep_at_two_seeds_fits_each_point_per_seed_and_ranks_by_the_mean(tiny_prepared, tmp_path):
+    """With seeds 42 and 43 every point is fitted once per student seed (both learning from the
+    seed-42 teacher, kd.teacher_seed): one row each, the seed-42 rows the same as a one-seed
+    sweep's (its finished points are reused), and the best point the one with the higher mean."""
+    config, _ = profile_with_a_gru4rec_teacher(tiny_prepared, tmp_path,
+                                               {"rd_gru": {"method": "ranking", "teacher": "gru4rec"}},
+                                               kd={"teacher_seed": 42})
+    grid = {"weight": [0.0, 3.0]}
+    one = sweep_mod.kd_sweep(config, "rd_gru", grid, size="e16")
+    two = sweep_mod.kd_sweep(config, "rd_gru", grid, size="e16", seeds=[42, 43])
+    assert sorted(zip(two["weight"], two["seed"])) == [(0.0, 42), (0.0, 43), (3.0, 42), (3.0, 43)]
+    pd.testing.assert_frame_equal(two[two["seed"] == 42].sort_values("weight").reset_index(drop=True),
+                                  one.sort_values("weight").reset_index(drop=True))
+    assert not two[two["seed"] == 43].set_index("weight")["NDCG@10"].equals(one.set_index("weight")["NDCG@10"])
+    means = two.groupby("weight")["NDCG@10"].mean()
+    assert two["weight"].iloc[0] == means.idxmax() and two["seed"].iloc[:2].tolist() == [42, 43]
 
 
 def test_a_kd_temperature_sweep_runs_the_teacher_over_the_training_prefixes_once(tiny_prepared, tmp_path,

@@ -237,7 +237,8 @@ def load_sweeps(folder: str | Path) -> dict[str, pd.DataFrame]:
 
 def settings_table(kd: pd.DataFrame, sweeps: Mapping[str, pd.DataFrame], metric: str) -> pd.DataFrame:
     """One row per method: the settings its runs used (the config's, the method's defaults for the
-    rest), its committed validation sweep (each point's score, at the sweep's student size and seed)
+    rest), its committed validation sweep (each point's score at the sweep's student size: its mean over
+    the sweep's seeds, a point run at fewer of them marked)
     and whether the runs use the sweep's best point. This is the check that a method's weight,
     temperature or K was chosen on validation, and not left at a default or tuned on test data; a
     best point at the grid's edge is named, as the optimum may lie beyond it."""
@@ -256,11 +257,13 @@ def settings_table(kd: pd.DataFrame, sweeps: Mapping[str, pd.DataFrame], metric:
         row = {"method": method, "settings of the runs": "; ".join(filter(None, parts)),
                f"validation {metric} of the sweep": "", "chosen on validation": "not swept"}
         if sweep is not None and len(sweep):
-            where = ", ".join(f"{c} {sweep[c].iloc[0]}" for c in ("size", "seed") if c in sweep)
-            points = sweep.sort_values(keys, kind="stable")
+            points, seeds = _sweep_points(sweep, keys, metric)
+            where = ", ".join(([f"size {sweep['size'].iloc[0]}"] if "size" in sweep else [])
+                              + ([_seeds_text(seeds)] if seeds else []))
             scores = "; ".join(", ".join(f"{k} {_text(r[k])}" for k in keys) + f": {r[metric]:.4f}"
-                               for _, r in points.iterrows())
-            best = sweep.iloc[0]  # the sweep's table is best first by the profile's select_metric
+                               + (f" ({_seeds_text(r['seeds'])} only)" if r["seeds"] != seeds else "")
+                               for _, r in points.sort_values(keys, kind="stable").iterrows())
+            best = sweep.iloc[0]  # the sweep's table is best first: by the mean select_metric over its seeds
             differs = [k for k in keys if not _same(best[k], used.get(k))]
             row[f"validation {metric} of the sweep"] = f"{where}: {scores}" if where else scores
             chosen = "yes" if not differs else "no: best " + ", ".join(f"{k} {_text(best[k])}" for k in differs)
@@ -268,6 +271,23 @@ def settings_table(kd: pd.DataFrame, sweeps: Mapping[str, pd.DataFrame], metric:
             row["chosen on validation"] = f"{chosen} ({edges})" if edges else chosen
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _sweep_points(sweep: pd.DataFrame, keys: list[str], metric: str) -> tuple[pd.DataFrame, list[int]]:
+    """A sweep table's points (one row each: ``keys``, the mean ``metric`` over the seeds it ran
+    at, and those ``seeds``) and every seed of the table."""
+    seeds = sorted(int(s) for s in sweep["seed"].unique()) if "seed" in sweep else []
+    if not keys or not seeds:
+        return sweep.assign(seeds=[seeds] * len(sweep)), seeds
+    grouped = sweep.groupby(keys, dropna=False, sort=False)
+    points = grouped[metric].mean().reset_index()
+    points["seeds"] = list(grouped["seed"].agg(lambda s: sorted(int(x) for x in s.unique())))
+    return points, seeds
+
+
+def _seeds_text(seeds: list[int]) -> str:
+    """``[42]`` -> ``"seed 42"``; ``[42, 43]`` -> ``"mean over seeds 42, 43"``."""
+    return f"seed {seeds[0]}" if len(seeds) == 1 else "mean over seeds " + ", ".join(map(str, seeds))
 
 
 def _text(value: Any) -> str:
